@@ -1,0 +1,151 @@
+"""Model zoo: paper names -> constructors, also registered into GluonCV's model zoo.
+
+Names are the papers' in lower case, the unit first and the variant last
+(``cmpe_se_wrn28_10_1x1``); ``classes=`` is a keyword. Other depths and widths are built
+by the family builders: :func:`cmpese.models.get_wrn`, :func:`get_preresnet`,
+:func:`get_resnet_cifar`.
+"""
+import difflib
+import functools
+import os
+
+import mxnet as mx
+
+from .models import get_preresnet, get_resnet_cifar, get_wrn
+
+__all__ = ['get_model', 'get_model_list', 'register_model', 'register_gluoncv',
+           'pretrained_path']
+
+_MODELS = {}
+
+CMPE_MODES = ('double_fc', '2x1', '1x1')
+WRN_CONFIGS = ((16, 8), (22, 10), (28, 10), (40, 10))
+PRERESNET_DEPTHS = (110, 164)
+RESNET_CIFAR_DEPTHS = (20, 32, 44, 56, 110)
+
+_NO_WEIGHTS = (
+    'No published weights exist for {name!r} (the papers released none that cmpese can load, '
+    'and this package downloads nothing). Expected a file at {path}. Train it with\n'
+    '    python train_cifar.py --model {name} --export\n'
+    'and copy the resulting parameters to {path} (or pass root=<dir holding {name}.params>).')
+
+
+def register_model(name, constructor, doc=None):
+    """Add ``name`` to the zoo; ``constructor(**kwargs)`` returns the network."""
+    if name in _MODELS:
+        raise ValueError('model %r is already registered' % name)
+    if doc:
+        constructor = functools.update_wrapper(functools.partial(constructor), constructor)
+        constructor.__doc__ = doc
+    _MODELS[name] = constructor
+    return constructor
+
+
+def _unit_variants():
+    """(name prefix, name suffix, unit, paper) for plain, SE and every CMPE-SE mode."""
+    yield '', '', None, 'plain'
+    yield 'se_', '', 'se', 'SE (Hu et al.)'
+    for mode in CMPE_MODES:
+        yield 'cmpe_se_', '_' + mode, 'cmpe_se_' + mode, 'CMPE-SE %s (Hu et al., CMPE-SE)' % mode
+
+
+def _register_cifar_models():
+    for prefix, suffix, unit, what in _unit_variants():
+        for depth, width in WRN_CONFIGS:
+            register_model('%swrn%d_%d%s' % (prefix, depth, width, suffix),
+                           functools.partial(get_wrn, depth, width, unit=unit),
+                           'WRN-%d-%d, %s units.' % (depth, width, what))
+        for depth in PRERESNET_DEPTHS:
+            register_model('%spreresnet%d%s' % (prefix, depth, suffix),
+                           functools.partial(get_preresnet, depth, unit=unit),
+                           'Pre-activation ResNet-%d for CIFAR, %s units.' % (depth, what))
+    for depth in RESNET_CIFAR_DEPTHS:
+        register_model('resnet%d_cifar' % depth, functools.partial(get_resnet_cifar, depth),
+                       'Original CIFAR ResNet-%d (He et al. 2016a), projection bridges.' % depth)
+        register_model('se_resnet%d_cifar' % depth,
+                       functools.partial(get_resnet_cifar, depth, unit='se'),
+                       'SE-ResNet-%d for CIFAR: SE on every residual flow.' % depth)
+        register_model('res_se_net%d' % depth,
+                       functools.partial(get_resnet_cifar, depth, bridge_unit='se'),
+                       'Res-SE-Net-%d: SE on every bridge connection after downsampling.'
+                       % depth)
+
+
+_register_cifar_models()
+
+
+def get_model_list():
+    """Every model name of the zoo, sorted."""
+    return sorted(_MODELS)
+
+
+def _unknown(name):
+    close = difflib.get_close_matches(name, list(_MODELS), n=5, cutoff=0.6)
+    msg = 'unknown model %r.' % name
+    if close:
+        msg += ' Closest names: %s.' % ', '.join(close)
+    msg += ' cmpese.get_model_list() lists all %d names.' % len(_MODELS)
+    return ValueError(msg)
+
+
+def pretrained_path(name, root=None):
+    root = root or os.environ.get('CMPESE_HOME', os.path.join('~', '.mxnet', 'models'))
+    return os.path.join(os.path.expanduser(root), '%s.params' % name)
+
+
+def get_model(name, classes=10, pretrained=False, root=None, ctx=None, **kwargs):
+    """Build the zoo model ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`get_model_list`, e.g. 'cmpe_se_wrn28_10_1x1'.
+    classes : int, default 10
+        Size of the output layer.
+    pretrained : bool
+        Load ``{root}/{name}.params``. No weights are published for these models, so the file
+        must come from your own training run (``train_cifar.py --export``).
+    root : str, optional
+        Directory of pretrained parameters; default ``$CMPESE_HOME`` or ``~/.mxnet/models``.
+    ctx : Context, optional
+        Where to load pretrained parameters.
+    **kwargs
+        Passed to the family builder: ``reduction``, ``drop_rate``, ``unit_kwargs``...
+    """
+    if not isinstance(name, str):
+        raise TypeError('model name must be a string, got %r' % (name,))
+    key = name.lower()
+    if key not in _MODELS:
+        raise _unknown(name)
+    net = _MODELS[key](classes=classes, **kwargs)
+    if pretrained:
+        path = pretrained_path(key, root)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(_NO_WEIGHTS.format(name=key, path=path))
+        net.load_parameters(path, ctx=ctx or mx.cpu())
+    return net
+
+
+def register_gluoncv():
+    """Register every cmpese name into ``gluoncv.model_zoo`` so that
+    ``gluoncv.model_zoo.get_model(name)`` builds our models. Called by ``import cmpese``."""
+    try:
+        from gluoncv.model_zoo import model_zoo as gcv_zoo
+    except ImportError:  # GluonCV is optional at run time
+        return False
+    for name in _MODELS:
+        existing = gcv_zoo._models.get(name)
+        if existing is not None and getattr(existing, '_cmpese', False) is False:
+            raise RuntimeError('GluonCV already has a model named %r; cmpese will not shadow it'
+                               % name)
+        gcv_zoo._models[name] = _gluoncv_entry(name)
+    return True
+
+
+def _gluoncv_entry(name):
+    def build(**kwargs):
+        return get_model(name, **kwargs)
+    build.__name__ = name
+    build.__doc__ = _MODELS[name].__doc__
+    build._cmpese = True
+    return build

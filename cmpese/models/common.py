@@ -1,0 +1,50 @@
+"""Building blocks shared by the backbone families: stage assembly and the classifier head."""
+from mxnet.gluon import nn
+from mxnet.gluon.block import HybridBlock
+
+
+def conv3x3(channels, stride, in_channels, prefix=None):
+    return nn.Conv2D(channels, kernel_size=3, strides=stride, padding=1, use_bias=False,
+                     in_channels=in_channels, prefix=prefix)
+
+
+def conv1x1(channels, stride, in_channels, prefix=None):
+    return nn.Conv2D(channels, kernel_size=1, strides=stride, use_bias=False,
+                     in_channels=in_channels, prefix=prefix)
+
+
+def make_stages(block, stage_channels, stage_blocks, in_channels, strides, **block_kwargs):
+    """Stack ``block(in_channels, channels, stride, where=..., **block_kwargs)`` into stages.
+
+    The first block of each stage takes the stage's stride and channel change; ``where``
+    ('stage2 block1') lets a block name itself in error messages.
+    Returns the list of stages and the output channel count.
+    """
+    stages = []
+    for i, (channels, count, stride) in enumerate(zip(stage_channels, stage_blocks, strides)):
+        stage = nn.HybridSequential(prefix='stage%d_' % (i + 1))
+        with stage.name_scope():
+            for j in range(count):
+                stage.add(block(in_channels, channels, stride if j == 0 else 1,
+                                where='stage%d block%d' % (i + 1, j + 1),
+                                prefix='block%d_' % (j + 1), **block_kwargs))
+                in_channels = channels
+        stages.append(stage)
+    return stages, in_channels
+
+
+class ClassifierNet(HybridBlock):
+    """``features`` (a HybridSequential ending in global average pooling) then ``output``."""
+
+    def hybrid_forward(self, F, x):
+        return self.output(self.features(x))
+
+    def add_head(self, in_channels, classes):
+        """Global average pooling, flatten and the final FC layer."""
+        self.features.add(nn.GlobalAvgPool2D(), nn.Flatten())
+        self.output = nn.Dense(classes, in_units=in_channels, prefix='output_')
+
+
+def check_depth(depth, family, valid, rule):
+    if not valid:
+        raise ValueError('%s cannot have depth %r: %s' % (family, depth, rule))

@@ -1,0 +1,145 @@
+"""Pre-activation ResNets for CIFAR (He, Zhang, Ren and Sun, "Identity Mappings in Deep
+Residual Networks", 2016b), with a recalibration unit in every residual block.
+
+One block serves the whole pre-activation family: the basic block (two 3x3 convolutions;
+pre-act ResNet-110 and, widened, WRN) and the bottleneck block (1x1 - 3x3 - 1x1 with 4x
+expansion; pre-act ResNet-164). A block computes::
+
+    a = ReLU(BN(x))
+    identity = x                      (or a 1x1 projection of a when the shape changes)
+    residual = conv(... ReLU(BN(conv(a))) ...)
+    out = unit(residual, identity) + identity
+
+as in the CMPE-SE paper's eq. 9, which is also where its authors' code puts SE and CMPE-SE.
+"""
+from mxnet.gluon import nn
+from mxnet.gluon.block import HybridBlock
+
+from ..units import make_unit
+from .common import ClassifierNet, check_depth, conv1x1, make_stages
+
+__all__ = ['PreActBlock', 'PreActCIFARNet', 'get_preresnet']
+
+
+class PreActBlock(HybridBlock):
+    """Pre-activation residual block, basic or bottleneck, parameterized by a unit.
+
+    Parameters
+    ----------
+    in_channels, channels : int
+        Input and output channels (for a bottleneck, ``channels`` is 4x its inner width).
+    stride : int
+        Stride of the first 3x3 convolution (and of the projection shortcut).
+    bottleneck : bool
+        1x1 - 3x3 - 1x1 with inner width channels / 4, instead of 3x3 - 3x3.
+    unit : str, callable or None
+        Recalibration unit (see :func:`cmpese.units.make_unit`); None for a plain block.
+    unit_kwargs : dict
+        ``reduction`` and other unit options.
+    drop_rate : float
+        Dropout between the convolutions (WRN); 0 disables it.
+    """
+
+    def __init__(self, in_channels, channels, stride=1, bottleneck=False, unit=None,
+                 unit_kwargs=None, drop_rate=0.0, where=None, **kwargs):
+        super(PreActBlock, self).__init__(**kwargs)
+        if bottleneck:
+            if channels % 4:
+                raise ValueError('%s: a bottleneck block needs channels divisible by 4, got %d'
+                                 % (where or 'PreActBlock', channels))
+            mid = channels // 4
+            layers = [(1, mid, 1), (3, mid, stride), (1, channels, 1)]
+        else:
+            layers = [(3, channels, stride), (3, channels, 1)]
+        self._drop_rate = drop_rate
+        self._num_layers = len(layers)
+        with self.name_scope():
+            width = in_channels
+            for i, (kernel, out, s) in enumerate(layers):
+                setattr(self, 'bn%d' % i, nn.BatchNorm(in_channels=width, prefix='bn%d_' % i))
+                setattr(self, 'conv%d' % i,
+                        nn.Conv2D(out, kernel_size=kernel, strides=s, padding=kernel // 2,
+                                  use_bias=False, in_channels=width, prefix='conv%d_' % i))
+                width = out
+            self.downsample = None
+            if stride != 1 or in_channels != channels:
+                self.downsample = conv1x1(channels, stride, in_channels, prefix='downsample_')
+            self.unit = make_unit(unit, channels, where=where, **(unit_kwargs or {}))
+
+    def hybrid_forward(self, F, x):
+        act = F.relu(self.bn0(x))
+        identity = self.downsample(act) if self.downsample is not None else x
+        out = self.conv0(act)
+        for i in range(1, self._num_layers):
+            out = F.relu(getattr(self, 'bn%d' % i)(out))
+            if self._drop_rate:
+                out = F.Dropout(out, p=self._drop_rate)
+            out = getattr(self, 'conv%d' % i)(out)
+        if self.unit is not None:
+            out = self.unit(out, identity)
+        return out + identity
+
+
+class PreActCIFARNet(ClassifierNet):
+    """3x3 conv stem, three stages of :class:`PreActBlock`, BN-ReLU, pooling, FC.
+
+    Parameters
+    ----------
+    stage_channels : list of int
+        Output channels of each stage.
+    stage_blocks : list of int
+        Blocks per stage.
+    bottleneck : bool
+        Bottleneck blocks (pre-act ResNet-164) or basic blocks (ResNet-110, WRN).
+    stem_channels : int, default 16
+    classes : int, default 10
+    unit, unit_kwargs, drop_rate
+        Passed to every block.
+    """
+
+    def __init__(self, stage_channels, stage_blocks, bottleneck=False, stem_channels=16,
+                 classes=10, unit=None, unit_kwargs=None, drop_rate=0.0, **kwargs):
+        super(PreActCIFARNet, self).__init__(**kwargs)
+        with self.name_scope():
+            self.features = nn.HybridSequential(prefix='')
+            self.features.add(nn.Conv2D(stem_channels, 3, 1, 1, use_bias=False, in_channels=3,
+                                        prefix='stem_'))
+            stages, width = make_stages(PreActBlock, stage_channels, stage_blocks,
+                                        stem_channels, [1, 2, 2], bottleneck=bottleneck,
+                                        unit=unit, unit_kwargs=unit_kwargs,
+                                        drop_rate=drop_rate)
+            self.features.add(*stages)
+            self.features.add(nn.BatchNorm(in_channels=width, prefix='lastbn_'),
+                              nn.Activation('relu'))
+            self.add_head(width, classes)
+
+
+def get_preresnet(depth, unit=None, bottleneck=None, classes=10, reduction=16,
+                  unit_kwargs=None, **kwargs):
+    """Pre-activation ResNet for CIFAR of any valid depth.
+
+    Basic blocks need depth = 6n + 2 (ResNet-110: n = 18); bottleneck blocks need
+    depth = 9n + 2 (ResNet-164: n = 18). By default depth 164 and deeper 9n+2 depths use
+    bottlenecks, as in He et al. 2016b; pass ``bottleneck`` to choose.
+    Stage widths are 16, 32, 64 (x4 at the output of bottleneck blocks).
+
+    Parameters
+    ----------
+    unit : str, callable or None
+        'se', 'cmpe_se_double_fc', 'cmpe_se_2x1', 'cmpe_se_1x1', ... or None.
+    reduction : int, default 16
+        The units' reduction ratio t.
+    """
+    if bottleneck is None:
+        bottleneck = depth >= 164 and (depth - 2) % 9 == 0
+    if bottleneck:
+        check_depth(depth, 'pre-act ResNet (bottleneck)', isinstance(depth, int) and depth >= 11
+                    and (depth - 2) % 9 == 0, 'bottleneck depths are 9n+2, e.g. 164')
+        n, widths = (depth - 2) // 9, [64, 128, 256]
+    else:
+        check_depth(depth, 'pre-act ResNet (basic)', isinstance(depth, int) and depth >= 8
+                    and (depth - 2) % 6 == 0, 'basic-block depths are 6n+2, e.g. 20, 56, 110')
+        n, widths = (depth - 2) // 6, [16, 32, 64]
+    unit_kwargs = dict(unit_kwargs or {}, reduction=reduction)
+    return PreActCIFARNet(widths, [n] * 3, bottleneck=bottleneck, classes=classes, unit=unit,
+                          unit_kwargs=unit_kwargs, **kwargs)

@@ -1,0 +1,92 @@
+"""The original (post-activation) CIFAR ResNets of He et al. 2016a, ResNet-20/32/44/56/110,
+with SE-ResNet (a unit on every residual flow) and Res-SE-Net (Varshaneya, Balasubramanian and
+Gera: an SE unit on every bridge connection, right after its downsampling 1x1 convolution).
+
+A block computes::
+
+    residual = BN(conv3x3(ReLU(BN(conv3x3(x)))))
+    identity = x, or on a bridge: bridge_unit(BN(conv1x1/2(x)))
+    out = ReLU(unit(residual, identity) + identity)
+
+Bridges are 1x1 convolutions with stride 2 followed by BN (He et al.'s option B, the
+shortcut the Res-SE-Net paper describes and its baseline code uses).
+"""
+from mxnet.gluon import nn
+from mxnet.gluon.block import HybridBlock
+
+from ..units import make_unit
+from .common import ClassifierNet, check_depth, conv1x1, conv3x3, make_stages
+
+__all__ = ['BasicBlock', 'ResNetCIFAR', 'get_resnet_cifar']
+
+
+class BasicBlock(HybridBlock):
+    """Post-activation basic block with an optional unit on the residual flow and another
+    on the bridge connection."""
+
+    def __init__(self, in_channels, channels, stride=1, unit=None, bridge_unit=None,
+                 unit_kwargs=None, where=None, **kwargs):
+        super(BasicBlock, self).__init__(**kwargs)
+        unit_kwargs = unit_kwargs or {}
+        with self.name_scope():
+            self.body = nn.HybridSequential(prefix='')
+            self.body.add(conv3x3(channels, stride, in_channels, prefix='conv0_'),
+                          nn.BatchNorm(in_channels=channels, prefix='bn0_'),
+                          nn.Activation('relu'),
+                          conv3x3(channels, 1, channels, prefix='conv1_'),
+                          nn.BatchNorm(in_channels=channels, prefix='bn1_'))
+            self.bridge = None
+            self.bridge_unit = None
+            if stride != 1 or in_channels != channels:
+                self.bridge = nn.HybridSequential(prefix='bridge_')
+                with self.bridge.name_scope():
+                    self.bridge.add(conv1x1(channels, stride, in_channels, prefix='conv_'),
+                                    nn.BatchNorm(in_channels=channels, prefix='bn_'))
+                self.bridge_unit = make_unit(bridge_unit, channels, where=where + ' bridge'
+                                             if where else None, prefix='bridgeunit_',
+                                             **unit_kwargs)
+            self.unit = make_unit(unit, channels, where=where, **unit_kwargs)
+
+    def hybrid_forward(self, F, x):
+        residual = self.body(x)
+        identity = x
+        if self.bridge is not None:
+            identity = self.bridge(x)
+            if self.bridge_unit is not None:
+                identity = self.bridge_unit(identity)
+        if self.unit is not None:
+            residual = self.unit(residual, identity)
+        return F.relu(residual + identity)
+
+
+class ResNetCIFAR(ClassifierNet):
+    """conv3x3(16)-BN-ReLU, stages of 16, 32, 64 channels, pooling, FC."""
+
+    def __init__(self, stage_blocks, stage_channels=(16, 32, 64), classes=10, unit=None,
+                 bridge_unit=None, unit_kwargs=None, **kwargs):
+        super(ResNetCIFAR, self).__init__(**kwargs)
+        with self.name_scope():
+            self.features = nn.HybridSequential(prefix='')
+            self.features.add(conv3x3(stage_channels[0], 1, 3, prefix='stem_'),
+                              nn.BatchNorm(in_channels=stage_channels[0], prefix='stembn_'),
+                              nn.Activation('relu'))
+            stages, width = make_stages(BasicBlock, stage_channels, stage_blocks,
+                                        stage_channels[0], [1, 2, 2], unit=unit,
+                                        bridge_unit=bridge_unit, unit_kwargs=unit_kwargs)
+            self.features.add(*stages)
+            self.add_head(width, classes)
+
+
+def get_resnet_cifar(depth, unit=None, bridge_unit=None, classes=10, reduction=16,
+                     unit_kwargs=None, **kwargs):
+    """Original CIFAR ResNet of depth 6n + 2 (20, 32, 44, 56, 110).
+
+    ``unit`` recalibrates every residual flow (SE-ResNet with 'se'); ``bridge_unit``
+    recalibrates every bridge connection after its downsampling (Res-SE-Net with 'se').
+    """
+    check_depth(depth, 'CIFAR ResNet', isinstance(depth, int) and depth >= 8
+                and (depth - 2) % 6 == 0, 'depths are 6n+2, e.g. 20, 32, 44, 56, 110')
+    n = (depth - 2) // 6
+    unit_kwargs = dict(unit_kwargs or {}, reduction=reduction)
+    return ResNetCIFAR([n] * 3, classes=classes, unit=unit, bridge_unit=bridge_unit,
+                       unit_kwargs=unit_kwargs, **kwargs)

@@ -1,0 +1,39 @@
+"""Wide Residual Networks WRN-d-k (Zagoruyko and Komodakis, 2016) for CIFAR, with a
+recalibration unit in every block.
+
+WRN is the pre-activation basic-block ResNet widened by k: stages of 16k, 32k and 64k
+channels, (d - 4) / 6 blocks each, dropout optional between the two 3x3 convolutions.
+The CMPE-SE and Inner-Imaging papers use WRN-16-8, 22-10, 28-10 and 40-10.
+"""
+from .common import check_depth
+from .preresnet import PreActCIFARNet
+
+__all__ = ['get_wrn']
+
+
+def get_wrn(depth, width, unit=None, classes=10, reduction=16, drop_rate=0.0,
+            unit_kwargs=None, **kwargs):
+    """WRN-``depth``-``width`` with ``unit`` in every block.
+
+    Parameters
+    ----------
+    depth : int
+        6n + 4 (16, 22, 28, 40, ...).
+    width : int
+        The widening factor k.
+    unit : str, callable or None
+        'se', 'cmpe_se_double_fc', 'cmpe_se_2x1', 'cmpe_se_1x1', ... or None (plain WRN).
+    reduction : int, default 16
+        The units' reduction ratio t.
+    drop_rate : float, default 0
+        Dropout between the convolutions of each block (WRN's "dropout 0.3" runs).
+    """
+    check_depth(depth, 'WRN', isinstance(depth, int) and depth >= 10 and (depth - 4) % 6 == 0,
+                'WRN depths are 6n+4, e.g. 16, 22, 28, 40')
+    if not isinstance(width, int) or width < 1:
+        raise ValueError('WRN width factor must be a positive integer, got %r' % (width,))
+    n = (depth - 4) // 6
+    unit_kwargs = dict(unit_kwargs or {}, reduction=reduction)
+    return PreActCIFARNet([16 * width, 32 * width, 64 * width], [n] * 3, bottleneck=False,
+                          classes=classes, unit=unit, unit_kwargs=unit_kwargs,
+                          drop_rate=drop_rate, **kwargs)

@@ -1,0 +1,106 @@
+"""Recalibration units and the one factory that makes them.
+
+Every unit is a ``HybridBlock`` called as ``unit(residual, identity)`` that returns the
+recalibrated residual; units that do not look at the identity (SE) accept and ignore it.
+A residual block is then ``out = unit(residual, identity) + identity``.
+
+>>> from cmpese.units import get_unit
+>>> unit = get_unit('cmpe_se_1x1', channels=64, reduction=16)
+"""
+import difflib
+
+from .base import ExcitationUnit, reduced_channels
+from .competitive import DoubleFCUnit, PairViewUnit
+from .se import SEUnit
+
+__all__ = ['get_unit', 'make_unit', 'list_units', 'register_unit', 'unit_uses_identity',
+           'SEUnit', 'DoubleFCUnit', 'PairViewUnit', 'ExcitationUnit', 'reduced_channels']
+
+# name -> (constructor, fixed keyword arguments, whether it reads the identity flow)
+_UNITS = {}
+
+
+def register_unit(name, constructor, uses_identity, **fixed):
+    """Make ``get_unit(name, channels, ...)`` build ``constructor(channels, **fixed, ...)``."""
+    if name in _UNITS:
+        raise ValueError('unit %r is already registered' % name)
+    _UNITS[name] = (constructor, fixed, uses_identity)
+
+
+register_unit('se', SEUnit, uses_identity=False)
+register_unit('cmpe_se_double_fc', DoubleFCUnit, uses_identity=True)
+register_unit('cmpe_se_2x1', PairViewUnit, uses_identity=True, kernel='2x1')
+register_unit('cmpe_se_1x1', PairViewUnit, uses_identity=True, kernel='1x1')
+
+
+def list_units():
+    """Names accepted by :func:`get_unit`."""
+    return sorted(_UNITS)
+
+
+def _lookup(name):
+    if name not in _UNITS:
+        close = difflib.get_close_matches(str(name), list(_UNITS), n=3, cutoff=0.4)
+        hint = (' Did you mean %s?' % ' or '.join(repr(c) for c in close)) if close else ''
+        raise ValueError('unknown recalibration unit %r.%s Known units: %s'
+                         % (name, hint, ', '.join(list_units())))
+    return _UNITS[name]
+
+
+def unit_uses_identity(name):
+    """Whether the named unit reads the identity flow (CMPE-SE) or ignores it (SE)."""
+    return _lookup(name)[2]
+
+
+def get_unit(name, channels, reduction=16, identity_channels=None, **kwargs):
+    """Build the unit ``name`` for a residual flow of ``channels`` channels.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_units`: 'se', 'cmpe_se_double_fc', 'cmpe_se_2x1', 'cmpe_se_1x1'.
+    channels : int
+        C, channels of the residual flow it rescales.
+    reduction : int, default 16
+        The reduction ratio t (C/t neurons; C/t pair-view filters).
+    identity_channels : int, optional
+        Channels of the identity flow when they differ from ``channels``. Only the double FC
+        unit can encode an identity of another width; pair-view stacks the two flows and
+        needs them equal.
+    **kwargs
+        Passed to the unit: ``squeeze``, ``gate``, ``use_bias``, ``filters``, ``prefix``...
+    """
+    constructor, fixed, uses_identity = _lookup(name)
+    if identity_channels not in (None, channels) and uses_identity:
+        if constructor is PairViewUnit:
+            raise ValueError(
+                'unit %r stacks the squeezed residual (%d channels) over the squeezed identity '
+                '(%d channels) and needs equal widths; pass the identity after its projection '
+                '(as every cmpese backbone does) or use cmpe_se_double_fc.'
+                % (name, channels, identity_channels))
+        kwargs['identity_channels'] = identity_channels
+    args = dict(fixed)
+    args.update(kwargs)
+    return constructor(channels, reduction=reduction, **args)
+
+
+def make_unit(spec, channels, identity_channels=None, reduction=16, where=None, **kwargs):
+    """Resolve a backbone's ``unit=`` argument into a block (or None for no unit).
+
+    ``spec`` is None / 'none' (plain backbone), a unit name, or a callable
+    ``spec(channels, identity_channels=..., reduction=..., **kwargs)`` returning a
+    HybridBlock (a user's own unit). ``where`` names the layer in error messages.
+    """
+    if spec is None or spec == 'none':
+        return None
+    try:
+        if callable(spec):
+            return spec(channels, identity_channels=identity_channels, reduction=reduction,
+                        **kwargs)
+        kwargs.setdefault('prefix', 'unit_')
+        return get_unit(spec, channels, reduction=reduction,
+                        identity_channels=identity_channels, **kwargs)
+    except ValueError as err:
+        if where is None:
+            raise
+        raise ValueError('%s: %s' % (where, err)) from None
