@@ -3,11 +3,13 @@
 Names are the papers' in lower case, the unit first and the variant last
 (``cmpe_se_wrn28_10_1x1``); ``classes=`` is a keyword. Other depths and widths are built
 by the family builders: :func:`cmpese.models.get_wrn`, :func:`get_preresnet`,
-:func:`get_resnet_cifar`.
+:func:`get_resnet_cifar`, and :func:`get_model` also parses WRN and pre-act ResNet names of
+any valid depth and width (``cmpe_se_wrn16_4_1x1``, ``se_preresnet56``).
 """
 import difflib
 import functools
 import os
+import re
 
 import mxnet as mx
 
@@ -20,7 +22,7 @@ _MODELS = {}
 
 CMPE_MODES = ('double_fc', '2x1', '1x1')
 WRN_CONFIGS = ((16, 8), (22, 10), (28, 10), (40, 10))
-PRERESNET_DEPTHS = (110, 164)
+PRERESNET_DEPTHS = (20, 56, 110, 164)
 RESNET_CIFAR_DEPTHS = (20, 32, 44, 56, 110)
 
 _NO_WEIGHTS = (
@@ -74,6 +76,23 @@ def _register_cifar_models():
 _register_cifar_models()
 
 
+_NAME_PATTERN = re.compile(
+    r'^(?P<unit>se_|cmpe_se_)?(?:(?P<wrn>wrn(?P<wd>\d+)_(?P<wk>\d+))|(?P<pre>preresnet(?P<pd>\d+)))'
+    r'(?:_(?P<mode>double_fc|2x1|1x1))?$')
+
+
+def _parse_name(name):
+    """Constructor for a WRN / pre-act ResNet name of a depth or width the list does not
+    hold (``cmpe_se_wrn16_4_1x1``, ``se_preresnet56``), or None."""
+    m = _NAME_PATTERN.match(name)
+    if m is None or (m.group('unit') == 'cmpe_se_') != bool(m.group('mode')):
+        return None
+    unit = {None: None, 'se_': 'se'}.get(m.group('unit'), 'cmpe_se_%s' % m.group('mode'))
+    if m.group('wrn'):
+        return functools.partial(get_wrn, int(m.group('wd')), int(m.group('wk')), unit=unit)
+    return functools.partial(get_preresnet, int(m.group('pd')), unit=unit)
+
+
 def get_model_list():
     """Every model name of the zoo, sorted."""
     return sorted(_MODELS)
@@ -115,9 +134,10 @@ def get_model(name, classes=10, pretrained=False, root=None, ctx=None, **kwargs)
     if not isinstance(name, str):
         raise TypeError('model name must be a string, got %r' % (name,))
     key = name.lower()
-    if key not in _MODELS:
+    constructor = _MODELS.get(key) or _parse_name(key)
+    if constructor is None:
         raise _unknown(name)
-    net = _MODELS[key](classes=classes, **kwargs)
+    net = constructor(classes=classes, **kwargs)
     if pretrained:
         path = pretrained_path(key, root)
         if not os.path.isfile(path):
