@@ -15,7 +15,8 @@ from mxnet import autograd, gluon
 
 from .data import load_digits
 from .model_zoo import get_model
-from .tools import count_params, export_model, load_exported
+from .tools.complexity import count_params
+from .tools.export import export_model, load_exported
 
 
 def _to_batches(images, labels, batch_size, shuffle, rng, mean, std):

@@ -1,5 +1,5 @@
-"""Tools around the models: complexity (parameters), export (symbol JSON, ONNX)."""
-from .complexity import count_params
-from .export import export_model, export_onnx, load_exported
+"""Tools around the models, each also a command line:
 
-__all__ = ['count_params', 'export_model', 'export_onnx', 'load_exported']
+* ``cmpese.tools.complexity``: parameter counts, and the papers' printed counts beside ours;
+* ``cmpese.tools.export``: symbol JSON + params, ONNX, and loading an export back.
+"""

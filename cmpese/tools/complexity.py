@@ -1,6 +1,7 @@
 """Model complexity: parameter counts.
 
     python -m cmpese.tools.complexity cmpe_se_wrn28_10_1x1 se_preresnet164 [--classes 100]
+    python -m cmpese.tools.complexity --paper      # every count the papers print, and ours
 """
 import argparse
 
@@ -28,12 +29,47 @@ def count_params(net, trainable_only=True, input_shape=(1, 3, 32, 32)):
                    if not trainable_only or p.grad_req != 'null'))
 
 
+def paper_table():
+    """Rows (name, printed figure, ours, relative difference, agrees, source, note) for every
+    parameter count the papers print, plus the Res-SE-Net ratio statements."""
+    from ..model_zoo import get_model
+    from .paper_tables import DEVIATIONS, PAPER_PARAMS, RES_SE_NET_RATIOS, agrees
+    rows = []
+    for name, paper, source in PAPER_PARAMS:
+        ours = count_params(get_model(name, classes=10))
+        rows.append((name, paper, ours, ours / (float(paper) * 1e6) - 1, agrees(ours, paper),
+                     source, DEVIATIONS.get(name, '')))
+    ratios = []
+    for small, big, paper in RES_SE_NET_RATIOS:
+        ours = 100.0 * (1 - count_params(get_model(small)) / count_params(get_model(big)))
+        ratios.append((small, big, paper, ours))
+    return rows, ratios
+
+
+def format_paper_table(rows, ratios):
+    out = ['| model | paper | ours | difference | agrees | printed in |',
+           '|---|---|---|---|---|---|']
+    for name, paper, ours, diff, ok, source, note in rows:
+        out.append('| `%s` | %sM | %s (%.3fM) | %+.2f%% | %s | %s |' % (
+            name, paper, format(ours, ','), ours / 1e6, 100 * diff,
+            'yes' if ok else ('no, see below' if note else 'NO'), source))
+    out += ['', '| statement (Res-SE-Net Sec. 6) | paper | ours |', '|---|---|---|']
+    for small, big, paper, ours in ratios:
+        out.append('| `%s` has fewer parameters than `%s` by | %.2f%% | %.2f%% |'
+                   % (small, big, paper, ours))
+    return '\n'.join(out)
+
+
 def main(argv=None):
     from ..model_zoo import get_model
     parser = argparse.ArgumentParser(description='Parameter counts of zoo models.')
-    parser.add_argument('models', nargs='+')
+    parser.add_argument('models', nargs='*')
     parser.add_argument('--classes', type=int, default=10)
+    parser.add_argument('--paper', action='store_true',
+                        help='compare with every count the papers print (markdown table)')
     args = parser.parse_args(argv)
+    if args.paper:
+        print(format_paper_table(*paper_table()))
     for name in args.models:
         n = count_params(get_model(name, classes=args.classes))
         print('%-36s %12d  (%.2fM)' % (name, n, n / 1e6))

@@ -1,0 +1,165 @@
+"""Backbones: structure, every zoo name, hybridization, gradients, errors."""
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd, gluon
+
+import cmpese
+from cmpese.models import BasicBlock, PreActBlock, get_preresnet, get_resnet_cifar, get_wrn
+from cmpese.units import DoubleFCUnit, PairViewUnit, SEUnit
+from common import init_net, nparams, random_input
+
+ALL_NAMES = cmpese.get_model_list()
+
+
+class PositiveUniform(mx.init.Initializer):
+    """Positive weights averaging 1/fan_in: activations keep their scale, gates stay unsaturated."""
+
+    def _init_weight(self, name, arr):
+        fan_in = int(np.prod(arr.shape[1:]))
+        arr[:] = mx.nd.random.uniform(0.1 / fan_in, 1.9 / fan_in, shape=arr.shape)
+
+
+def _blocks(net, cls):
+    found = []
+    net.apply(lambda b: found.append(b) if isinstance(b, cls) else None)
+    return found
+
+
+def test_zoo_holds_every_paper_name():
+    expected = set()
+    for pre, suf in [('', ''), ('se_', ''), ('cmpe_se_', '_double_fc'), ('cmpe_se_', '_2x1'),
+                     ('cmpe_se_', '_1x1')]:
+        expected |= {'%swrn%s%s' % (pre, dk, suf) for dk in ('16_8', '22_10', '28_10', '40_10')}
+        expected |= {'%spreresnet%d%s' % (pre, d, suf) for d in (20, 56, 110, 164)}
+    for d in (20, 32, 44, 56, 110):
+        expected |= {'resnet%d_cifar' % d, 'se_resnet%d_cifar' % d, 'res_se_net%d' % d}
+    assert set(ALL_NAMES) == expected
+
+
+@pytest.mark.parametrize('name', ALL_NAMES)
+def test_every_zoo_model_runs_and_hybridizes(name):
+    net = init_net(cmpese.get_model(name, classes=7))
+    x = random_input((2, 3, 32, 32))
+    imperative = net(x).asnumpy()
+    assert imperative.shape == (2, 7) and np.isfinite(imperative).all()
+    net.hybridize(static_alloc=True, static_shape=True)
+    np.testing.assert_allclose(net(x).asnumpy(), imperative, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('depth,bottleneck,blocks,convs', [(110, False, 54, 2), (164, True, 54, 3)])
+def test_preresnet_structure(depth, bottleneck, blocks, convs):
+    net = get_preresnet(depth, unit='cmpe_se_1x1')
+    found = _blocks(net, PreActBlock)
+    assert len(found) == blocks and all(b._num_layers == convs for b in found)
+    assert all(isinstance(b.unit, PairViewUnit) for b in found)
+    widths = sorted({b.unit.channels for b in found})
+    assert widths == ([64, 128, 256] if bottleneck else [16, 32, 64])
+    # projections only where the shape changes: stage entries (16 -> 16 needs none)
+    assert sum(b.downsample is not None for b in found) == (3 if bottleneck else 2)
+    # weighted layers = stem + convs + FC
+    assert 1 + blocks * convs + 1 == depth
+
+
+def test_wrn_structure_and_dropout():
+    net = get_wrn(28, 10, unit='se', drop_rate=0.3)
+    found = _blocks(net, PreActBlock)
+    assert len(found) == 12 and sorted({b.unit.channels for b in found}) == [160, 320, 640]
+    assert all(b._drop_rate == 0.3 for b in found)
+    # dropout is active in training only
+    small = init_net(get_wrn(10, 1, drop_rate=0.5))
+    x = random_input((2, 3, 32, 32))
+    np.testing.assert_allclose(small(x).asnumpy(), small(x).asnumpy())
+    with autograd.record():
+        a, b = small(x), small(x)
+    assert not np.allclose(a.asnumpy(), b.asnumpy())
+
+
+def test_res_se_net_puts_se_on_bridges_only():
+    net = get_resnet_cifar(44, bridge_unit='se')
+    found = _blocks(net, BasicBlock)
+    assert len(found) == 21
+    bridged = [b for b in found if b.bridge is not None]
+    assert len(bridged) == 2                      # stage2 and stage3 entries (16 -> 32 -> 64)
+    assert all(isinstance(b.bridge_unit, SEUnit) for b in bridged)
+    assert [b.bridge_unit.channels for b in bridged] == [32, 64]
+    assert all(b.unit is None for b in found)
+    se = _blocks(get_resnet_cifar(44, unit='se'), BasicBlock)
+    assert all(isinstance(b.unit, SEUnit) and b.bridge_unit is None for b in se)
+    assert nparams(net) - nparams(get_resnet_cifar(44)) == 2 * (32 * 32 + 64 * 64) // 16
+
+
+def test_res_se_net_bridge_recalibrates_after_downsampling():
+    """The identity reaching the addition is SE(BN(conv1x1(x))): zeroing the SE's second FC
+    halves the bridge output (sigmoid(0) = 0.5) and nothing else."""
+    block = BasicBlock(16, 32, stride=2, bridge_unit='se', unit_kwargs={'reduction': 16})
+    init_net(block)
+    x = random_input((2, 16, 8, 8))
+    bridge = block.bridge(x)
+    block.bridge_unit.fc2.weight.set_data(mx.nd.zeros((32, 2)))
+    expected = mx.nd.relu(block.body(x) + 0.5 * bridge)
+    np.testing.assert_allclose(block(x).asnumpy(), expected.asnumpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('build', [
+    lambda u: get_preresnet(20, unit=u), lambda u: get_preresnet(11, unit=u, bottleneck=True),
+    lambda u: get_wrn(10, 4, unit=u), lambda u: get_resnet_cifar(8, unit=u, bridge_unit='se')])
+@pytest.mark.parametrize('unit', [None, 'se', 'cmpe_se_double_fc', 'cmpe_se_2x1', 'cmpe_se_1x1'])
+def test_a_training_step_reaches_every_parameter(build, unit):
+    """With all-positive weights and inputs no ReLU is dead for a whole batch, so a parameter
+    without gradient would be one the graph does not connect to the loss."""
+    net = build(unit)
+    net.initialize(PositiveUniform())
+    net.hybridize(static_alloc=True, static_shape=True)
+    x = random_input((8, 3, 32, 32), seed=2).abs()
+    y = mx.nd.array(np.arange(8) % 10)
+    before = {k: p.data().asnumpy().copy() for k, p in net.collect_params().items()}
+    trainer = gluon.Trainer(net.collect_params(), 'nag', {'learning_rate': 0.1, 'momentum': 0.9})
+    with autograd.record():
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
+    loss.backward()
+    trainer.step(8)
+    missing = []
+    for k, p in net.collect_params().items():
+        if p.grad_req == 'null':
+            continue
+        if unit == 'cmpe_se_1x1' and k.endswith('pairview_weight'):
+            # training-mode BN cancels the scale of a one-input 1x1 filter: its gradient is
+            # ~0 by design (see test_pair_view_1x1_filter_scale_is_absorbed_by_bn)
+            assert np.isfinite(p.grad().asnumpy()).all()
+            continue
+        g = p.grad().asnumpy()
+        assert np.isfinite(g).all(), k
+        if not np.abs(g).sum() > 0 or np.array_equal(p.data().asnumpy(), before[k]):
+            missing.append(k)
+    assert not missing, 'no gradient reached %s' % missing
+
+
+def test_model_level_errors_name_the_layer():
+    with pytest.raises(ValueError, match=r'stage1 block1: .*16 channels are not divisible by '
+                                         r'the reduction ratio t=32'):
+        get_wrn(16, 1, unit='se', reduction=32)
+    with pytest.raises(ValueError, match=r'stage2 block1 bridge: .*not divisible'):
+        get_resnet_cifar(20, bridge_unit='se', reduction=3)
+    with pytest.raises(ValueError, match=r'WRN cannot have depth 27: .*6n\+4'):
+        get_wrn(27, 10)
+    with pytest.raises(ValueError, match=r'bottleneck depths are 9n\+2'):
+        get_preresnet(165, bottleneck=True)
+    with pytest.raises(ValueError, match=r'depths are 6n\+2'):
+        get_resnet_cifar(21)
+    with pytest.raises(ValueError, match=r'width factor'):
+        get_wrn(16, 0)
+
+
+def test_reduction_ratio_reaches_every_unit():
+    net = get_wrn(16, 8, unit='cmpe_se_1x1', reduction=8)
+    units = [b.unit for b in _blocks(net, PreActBlock)]
+    assert all(u.reduction == 8 and u.filters == u.channels // 8 for u in units)
+    assert all(isinstance(b.unit, DoubleFCUnit)
+               for b in _blocks(get_wrn(16, 8, unit='cmpe_se_double_fc'), PreActBlock))
+
+
+def test_any_input_size_works():
+    net = init_net(cmpese.get_model('cmpe_se_preresnet20_1x1'))
+    net.hybridize()
+    assert net(random_input((1, 3, 48, 40))).shape == (1, 10)
