@@ -48,3 +48,17 @@ class ClassifierNet(HybridBlock):
 def check_depth(depth, family, valid, rule):
     if not valid:
         raise ValueError('%s cannot have depth %r: %s' % (family, depth, rule))
+
+
+class FusionBarrier(HybridBlock):
+    """``x * 1``: keeps MXNet 1.9.1's oneDNN graph pass from fusing across this point.
+
+    That pass (used by ``mx.mod.Module`` / ``sym.bind`` and ``optimize_for('MKLDNN')`` on CPU)
+    computes ``conv2(relu(BN(c))) + c`` wrongly when ``c`` is a convolution output that also
+    feeds the BN: it is the first block of a pre-activation ResNet whose stem conv output is
+    the identity (GluonCV's ``cifar_resnet20_v2`` shows the same error). A scalar multiply on
+    that one tensor gives the pass nothing to fuse; docs/export.md has the reproduction.
+    """
+
+    def hybrid_forward(self, F, x):
+        return x * 1.0

@@ -16,7 +16,7 @@ from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
 from ..units import make_unit
-from .common import ClassifierNet, check_depth, conv1x1, make_stages
+from .common import ClassifierNet, FusionBarrier, check_depth, conv1x1, make_stages
 
 __all__ = ['PreActBlock', 'PreActCIFARNet', 'get_preresnet']
 
@@ -108,6 +108,8 @@ class PreActCIFARNet(ClassifierNet):
                                         stem_channels, [1, 2, 2], bottleneck=bottleneck,
                                         unit=unit, unit_kwargs=unit_kwargs,
                                         drop_rate=drop_rate)
+            if stages[0][0].downsample is None:  # the stem output is the first identity
+                self.features.add(FusionBarrier(prefix='barrier_'))
             self.features.add(*stages)
             self.features.add(nn.BatchNorm(in_channels=width, prefix='lastbn_'),
                               nn.Activation('relu'))

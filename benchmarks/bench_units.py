@@ -1,0 +1,560 @@
+#!/usr/bin/env python
+"""Cost of the recalibration units: training-step time and inference throughput.
+
+For every model, on the same input batch, one run measures
+
+* the training step of the hybridized network (``hybridize(static_alloc=True,
+  static_shape=True)``): forward under ``autograd.record()``, softmax cross-entropy,
+  backward, ``Trainer.step`` of SGD with Nesterov momentum 0.9, closed by ``mx.nd.waitall()``;
+* the inference throughput (images/s) of the same hybridized network in predict mode.
+
+Families (``--families``):
+
+* ``wrn16_8``      WRN-16-8: plain, SE and the three CMPE-SE modes (double_fc, 2x1, 1x1);
+* ``preresnet164`` pre-activation ResNet-164: the same five variants;
+* ``wrn28_10``     our plain WRN-28-10 against GluonCV's ``cifar_wideresnet28_10``
+                   (heavy, about 5 GFLOPs per image forward: run at ``--big-batch-size``).
+
+Fairness on a small, noisy machine: every model is built, hybridized and warmed up (the
+first calls build the cached graphs and are excluded), then the models are timed
+round-robin: ``for r in rounds: for m in models: time --steps steps``, starting each round
+at a different model, and the median over rounds is reported. Weights are initialised
+from a fixed seed and every model sees the same input batch and labels.
+
+Ratios are time / time of the family's baseline (plain model; GluonCV for WRN-28-10), for
+inference the inverse ratio of throughputs, so 1.00 means "as fast" and larger is slower.
+
+    python benchmarks/bench_units.py                       # full run (~12 min on 2 cores)
+    python benchmarks/bench_units.py --quick               # smoke run (~2 min)
+    python benchmarks/bench_units.py --families wrn16_8 --rounds 3 --json out.json
+
+Experiments (nothing in cmpese/ is modified; the unit modules are patched in memory for
+this process only and the output is marked as such):
+
+    --squeeze-impl adaptive     squeeze with contrib.AdaptiveAvgPooling2D(output_size=1)
+    --scale-impl batch_dot      rescale with batch_dot of (N*C,1,1) by (N*C,1,H*W)
+    --env KEY=VALUE             set an environment variable before MXNet is imported
+    --profile MODEL             per-operator mx.profiler table of one training step of MODEL
+"""
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:  # run from a checkout without installing: find cmpese/
+    sys.path.insert(1, _ROOT)
+
+FAMILIES = ('wrn16_8', 'preresnet164', 'wrn28_10')
+MODES = ('double_fc', '2x1', '1x1')
+GOAL_SE = 1.05
+GOAL_CMPE = 1.07
+GOAL_OURS = 1.00
+
+log = logging.getLogger('bench_units')
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--families', default=','.join(FAMILIES),
+                   help='comma-separated subset of %s (default: all)' % ', '.join(FAMILIES))
+    p.add_argument('--batch-size', type=int, default=32,
+                   help='batch for WRN-16-8 and ResNet-164, training and inference (32)')
+    p.add_argument('--big-batch-size', type=int, default=8,
+                   help='batch for the WRN-28-10 comparison, training and inference (8)')
+    p.add_argument('--rounds', type=int, default=6,
+                   help='round-robin rounds; the median over rounds is reported (6)')
+    p.add_argument('--steps', type=int, default=1,
+                   help='training steps timed per model per round (1)')
+    p.add_argument('--infer-steps', type=int, default=2,
+                   help='inference batches timed per model per round (2)')
+    p.add_argument('--warmup', type=int, default=2,
+                   help='untimed training steps and inference batches per model (2)')
+    p.add_argument('--interleave', choices=('all', 'family'), default='all',
+                   help="round-robin over all selected models at once (default), or one "
+                        "family after the other (less memory: only one family is alive)")
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--lr', type=float, default=0.01)
+    p.add_argument('--json', metavar='OUT.json', help='also save every figure to this file')
+    p.add_argument('--quick', action='store_true',
+                   help='smoke run: batch 8 (WRN-28-10: 2), 2 rounds, 1 step, 1 warm-up')
+    p.add_argument('--no-inference', action='store_true', help='time training only')
+    p.add_argument('--no-train', action='store_true', help='time inference only')
+    p.add_argument('--squeeze-impl', choices=('package', 'adaptive', 'mean'),
+                   default='package', help='EXPERIMENT: op used by the units to squeeze')
+    p.add_argument('--scale-impl', choices=('package', 'batch_dot', 'broadcast_like'),
+                   default='package', help='EXPERIMENT: op used by the units to rescale')
+    p.add_argument('--env', action='append', default=[], metavar='KEY=VALUE',
+                   help='EXPERIMENT: environment variable set before importing MXNet '
+                        '(repeatable), e.g. OMP_NUM_THREADS=2')
+    p.add_argument('--profile', metavar='MODEL',
+                   help='print mx.profiler per-operator totals of one training step of MODEL '
+                        '(a cmpese name or cifar_wideresnet28_10) and exit; disables op bulking')
+    p.add_argument('-v', '--verbose', action='store_true')
+    args = p.parse_args(argv)
+    if args.quick:
+        args.batch_size, args.big_batch_size = 8, 2
+        args.rounds, args.steps, args.infer_steps, args.warmup = 2, 1, 1, 1
+    fams = [f.strip() for f in args.families.split(',') if f.strip()]
+    bad = [f for f in fams if f not in FAMILIES]
+    if bad or not fams:
+        p.error('--families: unknown %s; choose from %s' % (', '.join(bad) or '(none)',
+                                                             ', '.join(FAMILIES)))
+    args.families = fams
+    for name in ('batch_size', 'big_batch_size', 'rounds', 'steps', 'infer_steps'):
+        if getattr(args, name) < 1:
+            p.error('--%s must be >= 1' % name.replace('_', '-'))
+    if args.warmup < 1:
+        p.error('--warmup must be >= 1 (the first call builds the cached graph)')
+    if args.no_inference and args.no_train:
+        p.error('--no-inference and --no-train leave nothing to measure')
+    for kv in args.env:
+        if '=' not in kv:
+            p.error('--env expects KEY=VALUE, got %r' % kv)
+    return args
+
+
+# --------------------------------------------------------------------------- experiments
+def patch_units(squeeze_impl, scale_impl):
+    """Swap the squeeze / scale helpers the units call (in memory, this process only)."""
+    import cmpese.units.competitive as competitive
+    import cmpese.units.se as se
+    from cmpese.units import base
+
+    if squeeze_impl != 'package':
+        package_squeeze = base.squeeze
+
+        def squeeze(F, x, pool_type='avg'):
+            if pool_type != 'avg':
+                return package_squeeze(F, x, pool_type)
+            if squeeze_impl == 'adaptive':
+                return F.contrib.AdaptiveAvgPooling2D(x, output_size=1)
+            return F.mean(x, axis=(2, 3), keepdims=True)
+        se.squeeze = competitive.squeeze = squeeze
+
+    if scale_impl != 'package':
+        def scale(F, x, s):
+            if scale_impl == 'broadcast_like':
+                return x * F.broadcast_like(F.reshape(s, shape=(0, 0, 1, 1)), x)
+            # (N*C, 1, 1) x (N*C, 1, H*W): the gradient of s is a batched dot product
+            # instead of MXNet's generic broadcast reduction.
+            y = F.batch_dot(F.reshape(s, shape=(-1, 1, 1)), F.reshape(x, shape=(-3, 1, -1)))
+            return F.reshape_like(y, x)
+        se.scale = competitive.scale = scale
+
+
+# --------------------------------------------------------------------------- models
+def model_specs(args):
+    """(family, label, source, name, batch, role) for every selected model."""
+    specs = []
+    for fam in args.families:
+        if fam in ('wrn16_8', 'preresnet164'):
+            specs.append((fam, fam, 'cmpese', fam, args.batch_size, 'plain'))
+            specs.append((fam, 'se_' + fam, 'cmpese', 'se_' + fam, args.batch_size, 'se'))
+            for mode in MODES:
+                name = 'cmpe_se_%s_%s' % (fam, mode)
+                specs.append((fam, name, 'cmpese', name, args.batch_size, 'cmpe'))
+        else:
+            specs.append((fam, 'gluoncv cifar_wideresnet28_10', 'gluoncv',
+                          'cifar_wideresnet28_10', args.big_batch_size, 'plain'))
+            specs.append((fam, 'wrn28_10 (ours)', 'cmpese', 'wrn28_10', args.big_batch_size,
+                          'ours'))
+    return specs
+
+
+def build(source, name, seed):
+    import mxnet as mx
+    import cmpese
+    mx.random.seed(seed)
+    if source == 'gluoncv':
+        import gluoncv
+        net = gluoncv.model_zoo.get_model(name, classes=10)
+    else:
+        net = cmpese.get_model(name, classes=10)
+    net.initialize(mx.init.Xavier(magnitude=2), ctx=mx.cpu())
+    net.hybridize(static_alloc=True, static_shape=True)
+    return net
+
+
+def make_trainer(net, lr):
+    """SGD with Nesterov momentum 0.9: 'sgd' with nesterov=True where MXNet has it (2.x),
+    otherwise MXNet 1.x's equivalent optimizer 'nag'."""
+    from mxnet import gluon
+    opts = {'learning_rate': lr, 'momentum': 0.9, 'wd': 5e-4}
+    try:
+        return gluon.Trainer(net.collect_params(), 'sgd', dict(opts, nesterov=True)), \
+            'sgd(nesterov=True)'
+    except TypeError:
+        return gluon.Trainer(net.collect_params(), 'nag', opts), 'nag (= SGD + Nesterov)'
+
+
+class Bench(object):
+    """One model with its trainer and its slice of the shared batch."""
+
+    def __init__(self, spec, data, label, args):
+        import mxnet as mx
+        from mxnet import gluon
+        self.family, self.label, self.source, self.name, self.batch, self.role = spec
+        t0 = time.perf_counter()
+        self.net = build(self.source, self.name, args.seed)
+        self.trainer, self.optimizer = make_trainer(self.net, args.lr)
+        self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        self.x = data[:self.batch].copy()
+        self.y = label[:self.batch].copy()
+        self.train_times, self.infer_times = [], []
+        self.last_loss = float('nan')
+        mx.nd.waitall()
+        self.build_s = time.perf_counter() - t0
+
+    def train_step(self):
+        from mxnet import autograd
+        import mxnet as mx
+        with autograd.record():
+            loss = self.loss_fn(self.net(self.x), self.y)
+        loss.backward()
+        self.trainer.step(self.batch)
+        mx.nd.waitall()
+        return loss
+
+    def infer_step(self):
+        import mxnet as mx
+        out = self.net(self.x)
+        mx.nd.waitall()
+        return out
+
+    def warm_up(self, n, train, infer):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            if train:
+                self.train_step()
+            if infer:
+                self.infer_step()
+        self.warmup_s = time.perf_counter() - t0
+        # after the first forward, so that deferred shapes (GluonCV) are known
+        self.params = sum(int(math.prod(p.shape)) for p in self.net.collect_params().values())
+
+    def time_train(self, steps):
+        import mxnet as mx
+        mx.nd.waitall()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            loss = self.train_step()
+        self.train_times.append((time.perf_counter() - t0) / steps)
+        self.last_loss = float(loss.mean().asscalar())
+
+    def time_infer(self, steps):
+        import mxnet as mx
+        mx.nd.waitall()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            self.infer_step()
+        self.infer_times.append((time.perf_counter() - t0) / steps)
+
+    def release(self):
+        del self.net, self.trainer
+
+
+def spread(values):
+    """(max - min) / median, in percent."""
+    if len(values) < 2:
+        return 0.0
+    med = statistics.median(values)
+    return 100.0 * (max(values) - min(values)) / med if med else float('nan')
+
+
+def rss_mb():
+    try:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    except Exception:  # pragma: no cover - non-POSIX
+        return float('nan')
+
+
+# --------------------------------------------------------------------------- report
+def goal_for(role):
+    return {'se': GOAL_SE, 'cmpe': GOAL_CMPE, 'ours': GOAL_OURS}.get(role)
+
+
+def summarise(benches, args):
+    rows = []
+    by_family = {}
+    for b in benches:
+        by_family.setdefault(b.family, []).append(b)
+    for fam, members in by_family.items():
+        base = members[0]
+        for b in members:
+            row = {'family': fam, 'model': b.label, 'name': b.name, 'source': b.source,
+                   'role': b.role, 'batch': b.batch, 'params': b.params,
+                   'baseline': base.label, 'goal': goal_for(b.role),
+                   'build_s': round(b.build_s, 2), 'warmup_s': round(b.warmup_s, 2),
+                   'last_loss': b.last_loss}
+            if b.train_times:
+                med = statistics.median(b.train_times)
+                bmed = statistics.median(base.train_times)
+                row.update(train_ms=1e3 * med, train_ms_min=1e3 * min(b.train_times),
+                           train_spread_pct=spread(b.train_times),
+                           train_ratio=med / bmed,
+                           train_samples_ms=[1e3 * t for t in b.train_times])
+            if b.infer_times:
+                med = statistics.median(b.infer_times)
+                bmed = statistics.median(base.infer_times)
+                row.update(infer_img_s=b.batch / med, infer_ms=1e3 * med,
+                           infer_spread_pct=spread(b.infer_times),
+                           infer_ratio=med / bmed,
+                           infer_samples_ms=[1e3 * t for t in b.infer_times])
+            for kind in ('train', 'infer'):
+                ratio = row.get(kind + '_ratio')
+                if row['goal'] is not None and ratio is not None:
+                    row[kind + '_pass'] = bool(ratio <= row['goal'])
+            rows.append(row)
+    return rows
+
+
+def verdict(row, kind):
+    if row['goal'] is None:
+        return 'baseline'
+    if kind + '_pass' not in row:
+        return '-'
+    return '%s (<= %.2f)' % ('PASS' if row[kind + '_pass'] else 'FAIL', row['goal'])
+
+
+def format_table(rows, args):
+    head = ('model', 'batch', 'train ms/step', 'spread', 'ratio', 'train goal',
+            'infer img/s', 'spread', 'ratio', 'infer goal')
+    lines = []
+    fams = []
+    for r in rows:
+        if r['family'] not in fams:
+            fams.append(r['family'])
+    titles = {'wrn16_8': 'WRN-16-8 (ratios to plain wrn16_8)',
+              'preresnet164': 'Pre-act ResNet-164 (ratios to plain preresnet164)',
+              'wrn28_10': 'WRN-28-10, ours vs GluonCV (ratio ours / GluonCV), batch %d'
+                          % args.big_batch_size}
+    table = []
+    for fam in fams:
+        table.append(('## ' + titles[fam],))
+        for r in (r for r in rows if r['family'] == fam):
+            tr = ('%.1f' % r['train_ms'], '%.0f%%' % r['train_spread_pct'],
+                  '%.3fx' % r['train_ratio']) if 'train_ms' in r else ('-', '-', '-')
+            inf = ('%.1f' % r['infer_img_s'], '%.0f%%' % r['infer_spread_pct'],
+                   '%.3fx' % r['infer_ratio']) if 'infer_img_s' in r else ('-', '-', '-')
+            table.append((r['model'], str(r['batch'])) + tr + (verdict(r, 'train'),) + inf +
+                         (verdict(r, 'infer'),))
+    widths = [max(len(head[i]), max((len(t[i]) for t in table if len(t) > 1), default=0))
+              for i in range(len(head))]
+
+    def fmt(cells):  # names and verdicts left-aligned, numbers right-aligned
+        return ' | '.join(c.ljust(w) if i in (0, 5, 9) else c.rjust(w)
+                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    sep = '-+-'.join('-' * w for w in widths)
+    lines.append(fmt(head))
+    lines.append(sep)
+    for t in table:
+        if len(t) == 1:
+            lines.append(t[0])
+        else:
+            lines.append(fmt(t))
+    return '\n'.join(lines)
+
+
+def environment(args, user_env):
+    import mxnet as mx
+    env = {'python': platform.python_version(), 'mxnet': mx.__version__,
+           'machine': platform.machine(), 'cpus': os.cpu_count(),
+           'cpu': _cpu_name(), 'platform': platform.platform()}
+    try:
+        from importlib import metadata
+        env['gluoncv'] = metadata.version('gluoncv')
+    except Exception:
+        env['gluoncv'] = '?'
+    try:
+        feats = mx.runtime.Features()
+        env['mxnet_features'] = [f for f in ('MKLDNN', 'OPENMP', 'BLAS_OPEN', 'BLAS_MKL', 'CUDA')
+                                 if feats.is_enabled(f)]
+    except Exception:
+        env['mxnet_features'] = []
+    env['env'] = user_env
+    return env
+
+
+def tuning_env():
+    """The threading / MXNet variables set by the user (snapshot before importing MXNet,
+    which sets a couple of KMP_* variables itself)."""
+    return {k: v for k, v in sorted(os.environ.items())
+            if k.startswith(('MXNET_', 'OMP_', 'KMP_', 'OPENBLAS_', 'MKL_', 'GOMP_'))}
+
+
+def _cpu_name():
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or '?'
+
+
+# --------------------------------------------------------------------------- profile
+def profile(args):
+    import mxnet as mx
+    spec = ('profile', args.profile, 'gluoncv' if args.profile.startswith('cifar_') else
+            'cmpese', args.profile, args.batch_size, 'plain')
+    data, label = make_batch(args.batch_size, args.seed)
+    b = Bench(spec, data, label, args)
+    b.warm_up(args.warmup, True, False)
+    mx.profiler.set_config(profile_all=True, aggregate_stats=True,
+                           filename=os.devnull if os.name != 'nt' else 'profile.json')
+    mx.profiler.set_state('run')
+    t0 = time.perf_counter()
+    b.train_step()
+    dt = time.perf_counter() - t0
+    mx.profiler.set_state('stop')
+    table = mx.profiler.dumps(reset=True, format='table', sort_by='total', ascending=False)
+    print('one training step of %s, batch %d: %.1f ms (profiled, op bulking off)'
+          % (args.profile, args.batch_size, 1e3 * dt))
+    print(table[table.find('operator'):])
+
+
+def make_batch(batch, seed):
+    import mxnet as mx
+    import numpy as np
+    rng = np.random.RandomState(seed)
+    data = rng.standard_normal((batch, 3, 32, 32)).astype('float32')
+    label = rng.randint(0, 10, size=batch).astype('float32')
+    return mx.nd.array(data), mx.nd.array(label)
+
+
+# --------------------------------------------------------------------------- main
+def run_rounds(benches, args, train, infer):
+    """for r in rounds: for m in models: time m; each round starts at another model."""
+    n = len(benches)
+    for r in range(args.rounds):
+        t0 = time.perf_counter()
+        order = benches[r % n:] + benches[:r % n]
+        for b in order:
+            if train:
+                b.time_train(args.steps)
+            if infer:
+                b.time_infer(args.infer_steps)
+        log.info('round %d/%d done in %.0fs', r + 1, args.rounds, time.perf_counter() - t0)
+        for b in benches:
+            log.debug('  %-32s train %s  infer %s', b.label,
+                      ' '.join('%.0f' % (1e3 * t) for t in b.train_times),
+                      ' '.join('%.0f' % (1e3 * t) for t in b.infer_times))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format='%(asctime)s %(message)s', datefmt='%H:%M:%S')
+    for kv in args.env:
+        key, value = kv.split('=', 1)
+        os.environ[key] = value
+    if args.profile:
+        os.environ.setdefault('MXNET_EXEC_BULK_EXEC_TRAIN', '0')
+        os.environ.setdefault('MXNET_EXEC_BULK_EXEC_INFERENCE', '0')
+    user_env = tuning_env()
+    import warnings
+    warnings.filterwarnings('ignore', module='gluoncv')
+    import mxnet as mx  # noqa: F401  (after --env)
+    import cmpese  # noqa: F401  (registers our names into gluoncv too)
+
+    patched = args.squeeze_impl != 'package' or args.scale_impl != 'package'
+    if patched:
+        patch_units(args.squeeze_impl, args.scale_impl)
+    if args.profile:
+        profile(args)
+        return 0
+
+    t_start = time.perf_counter()
+    env = environment(args, user_env)
+    train, infer = not args.no_train, not args.no_inference
+    data, label = make_batch(max(args.batch_size, args.big_batch_size), args.seed)
+    log.info('mxnet %s (%s), gluoncv %s, %s, %d CPUs; env %s', env['mxnet'],
+             ', '.join(env['mxnet_features']), env['gluoncv'], env['cpu'], env['cpus'],
+             env['env'] or '{}')
+    if patched:
+        log.info('EXPERIMENT: units patched in memory: squeeze=%s scale=%s',
+                 args.squeeze_impl, args.scale_impl)
+
+    specs = model_specs(args)
+    groups = [specs] if args.interleave == 'all' else \
+        [[s for s in specs if s[0] == fam] for fam in args.families]
+    benches = []
+    for group in groups:
+        members = []
+        for spec in group:
+            b = Bench(spec, data, label, args)
+            b.warm_up(args.warmup, train, infer)
+            log.info('built %-32s batch %2d  %6.2fM params  build %.1fs  warm-up %.1fs  '
+                     'max RSS %.0f MB', b.label, b.batch, b.params / 1e6, b.build_s,
+                     b.warmup_s, rss_mb())
+            members.append(b)
+        if not benches:
+            log.info('optimizer: %s, momentum 0.9, lr %g, wd 5e-4', members[0].optimizer,
+                     args.lr)
+        run_rounds(members, args, train, infer)
+        if args.interleave == 'family':
+            for b in members:
+                b.release()
+            import gc
+            gc.collect()
+        benches.extend(members)
+
+    rows = summarise(benches, args)
+    for r in rows:
+        if train and not math.isfinite(r['last_loss']):
+            log.warning('%s: loss became %s during the run (timings of non-finite values may '
+                        'be unrepresentative; lower --lr)', r['model'], r['last_loss'])
+    total = time.perf_counter() - t_start
+
+    print()
+    print('Recalibration unit cost: median of %d interleaved rounds (%s); training: %d step(s) per '
+          'round, %s; inference: %d batch(es) per round, predict mode; %d warm-up step(s) '
+          'excluded.' % (args.rounds, 'all models' if args.interleave == 'all' else
+                         'within each family', args.steps, benches[0].optimizer, args.infer_steps,
+                         args.warmup))
+    print('Batch %d for WRN-16-8 / ResNet-164; batch %d for WRN-28-10 (heavy). ratio = '
+          'time / baseline time (inference: baseline img/s / img/s); spread = (max-min)/median '
+          'over rounds.' % (args.batch_size, args.big_batch_size))
+    print('mxnet %s [%s], gluoncv %s, %s x%d, python %s%s' % (
+        env['mxnet'], ', '.join(env['mxnet_features']), env['gluoncv'], env['cpu'],
+        env['cpus'], env['python'],
+        (', env ' + ' '.join('%s=%s' % kv for kv in env['env'].items())) if env['env'] else ''))
+    if patched:
+        print('EXPERIMENT: units patched in memory: squeeze=%s scale=%s (cmpese/ unchanged)'
+              % (args.squeeze_impl, args.scale_impl))
+    print()
+    print(format_table(rows, args))
+    print()
+    goals = [r for r in rows if r['goal'] is not None]
+    for kind, what in (('train', 'training'), ('infer', 'inference')):
+        judged = [r for r in goals if kind + '_pass' in r]
+        if judged:
+            failed = [r['model'] for r in judged if not r[kind + '_pass']]
+            print('%s goals: %d/%d pass%s' % (what, len(judged) - len(failed), len(judged),
+                                               ('; FAIL: ' + ', '.join(failed)) if failed
+                                               else ''))
+    print('total wall time %.0f s, max RSS %.0f MB' % (total, rss_mb()))
+
+    if args.json:
+        out = {'args': {k: v for k, v in vars(args).items()}, 'environment': env,
+               'goals': {'se': GOAL_SE, 'cmpe_se': GOAL_CMPE, 'ours_vs_gluoncv': GOAL_OURS},
+               'results': rows, 'wall_time_s': total,
+               'command': ' '.join([os.path.basename(sys.executable)] + sys.argv)}
+        with open(args.json, 'w') as f:
+            json.dump(out, f, indent=1)
+        log.info('wrote %s', args.json)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
