@@ -242,6 +242,7 @@ def test_pair_view_1x1_filter_scale_is_absorbed_by_bn():
     res, idt = (mx.nd.array(rng.normal(size=(8, 16, 3, 3))) for _ in range(2))
     unit = PairViewUnit(16, reduction=4, kernel='1x1')
     unit.initialize(mx.init.Normal(0.5))
+    _set(unit.conv.weight, np.array([0.5, -0.8, 1.2, 0.3]).reshape(4, 1, 1, 1))
     with autograd.record():
         a = unit(res, idt).asnumpy()
     w = unit.conv.weight.data()

@@ -16,15 +16,21 @@ from .se import SEUnit
 __all__ = ['get_unit', 'make_unit', 'list_units', 'register_unit', 'unit_uses_identity',
            'SEUnit', 'DoubleFCUnit', 'PairViewUnit', 'ExcitationUnit', 'reduced_channels']
 
-# name -> (constructor, fixed keyword arguments, whether it reads the identity flow)
+# name -> (constructor, fixed keyword arguments, whether it reads the identity flow,
+#          names of backbone hints it accepts)
 _UNITS = {}
 
 
-def register_unit(name, constructor, uses_identity, **fixed):
-    """Make ``get_unit(name, channels, ...)`` build ``constructor(channels, **fixed, ...)``."""
+def register_unit(name, constructor, uses_identity, hints=(), **fixed):
+    """Make ``get_unit(name, channels, ...)`` build ``constructor(channels, **fixed, ...)``.
+
+    ``hints`` names keyword arguments a backbone may offer every unit (for example the
+    inner-imaged map shape the InI paper sets per backbone); :func:`make_unit` passes a hint
+    only to units that declare it, so backbones stay unit-agnostic.
+    """
     if name in _UNITS:
         raise ValueError('unit %r is already registered' % name)
-    _UNITS[name] = (constructor, fixed, uses_identity)
+    _UNITS[name] = (constructor, fixed, uses_identity, tuple(hints))
 
 
 register_unit('se', SEUnit, uses_identity=False)
@@ -70,7 +76,7 @@ def get_unit(name, channels, reduction=16, identity_channels=None, **kwargs):
     **kwargs
         Passed to the unit: ``squeeze``, ``gate``, ``use_bias``, ``filters``, ``prefix``...
     """
-    constructor, fixed, uses_identity = _lookup(name)
+    constructor, fixed, uses_identity, _ = _lookup(name)
     if identity_channels not in (None, channels) and uses_identity:
         if constructor is PairViewUnit:
             raise ValueError(
@@ -84,12 +90,14 @@ def get_unit(name, channels, reduction=16, identity_channels=None, **kwargs):
     return constructor(channels, reduction=reduction, **args)
 
 
-def make_unit(spec, channels, identity_channels=None, reduction=16, where=None, **kwargs):
+def make_unit(spec, channels, identity_channels=None, reduction=16, where=None, hints=None,
+              **kwargs):
     """Resolve a backbone's ``unit=`` argument into a block (or None for no unit).
 
     ``spec`` is None / 'none' (plain backbone), a unit name, or a callable
     ``spec(channels, identity_channels=..., reduction=..., **kwargs)`` returning a
-    HybridBlock (a user's own unit). ``where`` names the layer in error messages.
+    HybridBlock (a user's own unit). ``where`` names the layer in error messages. ``hints``
+    are the backbone's suggestions (see :func:`register_unit`); explicit ``kwargs`` win.
     """
     if spec is None or spec == 'none':
         return None
@@ -97,6 +105,9 @@ def make_unit(spec, channels, identity_channels=None, reduction=16, where=None, 
         if callable(spec):
             return spec(channels, identity_channels=identity_channels, reduction=reduction,
                         **kwargs)
+        for key in _lookup(spec)[3]:
+            if hints and key in hints:
+                kwargs.setdefault(key, hints[key])
         kwargs.setdefault('prefix', 'unit_')
         return get_unit(spec, channels, reduction=reduction,
                         identity_channels=identity_channels, **kwargs)
