@@ -22,7 +22,12 @@ def _feature(channel_values, hw=(2, 2)):
 
 
 def test_factory_lists_and_builds_every_unit():
-    assert list_units() == ['cmpe_se_1x1', 'cmpe_se_2x1', 'cmpe_se_double_fc', 'se']
+    names = list_units()
+    assert [n for n in names if not n.startswith('ini_')] == [
+        'cmpe_se_1x1', 'cmpe_se_2x1', 'cmpe_se_double_fc', 'se']
+    # InI: 28 Table I sets x (plain, -d) x (joint, nojoint) + simple-1, simple-3
+    assert len([n for n in names if n.startswith('ini_')]) == 28 * 4 + 2
+    assert {'ini_mix_5_d', 'ini_square_1_nojoint', 'ini_simple_3', 'ini_horizon_9_d'} <= set(names)
     assert isinstance(get_unit('se', 32), SEUnit)
     assert isinstance(get_unit('cmpe_se_double_fc', 32), DoubleFCUnit)
     assert get_unit('cmpe_se_2x1', 32).kernel == '2x1'

@@ -36,12 +36,14 @@ class PreActBlock(HybridBlock):
         Recalibration unit (see :func:`cmpese.units.make_unit`); None for a plain block.
     unit_kwargs : dict
         ``reduction`` and other unit options.
+    unit_hints : dict
+        The backbone's suggestions to units that accept them (``ini_map``).
     drop_rate : float
         Dropout between the convolutions (WRN); 0 disables it.
     """
 
     def __init__(self, in_channels, channels, stride=1, bottleneck=False, unit=None,
-                 unit_kwargs=None, drop_rate=0.0, where=None, **kwargs):
+                 unit_kwargs=None, unit_hints=None, drop_rate=0.0, where=None, **kwargs):
         super(PreActBlock, self).__init__(**kwargs)
         if bottleneck:
             if channels % 4:
@@ -64,7 +66,8 @@ class PreActBlock(HybridBlock):
             self.downsample = None
             if stride != 1 or in_channels != channels:
                 self.downsample = conv1x1(channels, stride, in_channels, prefix='downsample_')
-            self.unit = make_unit(unit, channels, where=where, **(unit_kwargs or {}))
+            self.unit = make_unit(unit, channels, where=where, hints=unit_hints,
+                                  **(unit_kwargs or {}))
 
     def hybrid_forward(self, F, x):
         act = F.relu(self.bn0(x))
@@ -93,12 +96,13 @@ class PreActCIFARNet(ClassifierNet):
         Bottleneck blocks (pre-act ResNet-164) or basic blocks (ResNet-110, WRN).
     stem_channels : int, default 16
     classes : int, default 10
-    unit, unit_kwargs, drop_rate
+    unit, unit_kwargs, unit_hints, drop_rate
         Passed to every block.
     """
 
     def __init__(self, stage_channels, stage_blocks, bottleneck=False, stem_channels=16,
-                 classes=10, unit=None, unit_kwargs=None, drop_rate=0.0, **kwargs):
+                 classes=10, unit=None, unit_kwargs=None, unit_hints=None, drop_rate=0.0,
+                 **kwargs):
         super(PreActCIFARNet, self).__init__(**kwargs)
         with self.name_scope():
             self.features = nn.HybridSequential(prefix='')
@@ -107,7 +111,7 @@ class PreActCIFARNet(ClassifierNet):
             stages, width = make_stages(PreActBlock, stage_channels, stage_blocks,
                                         stem_channels, [1, 2, 2], bottleneck=bottleneck,
                                         unit=unit, unit_kwargs=unit_kwargs,
-                                        drop_rate=drop_rate)
+                                        unit_hints=unit_hints, drop_rate=drop_rate)
             if stages[0][0].downsample is None:  # the stem output is the first identity
                 self.features.add(FusionBarrier(prefix='barrier_'))
             self.features.add(*stages)

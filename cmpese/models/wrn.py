@@ -22,7 +22,8 @@ def get_wrn(depth, width, unit=None, classes=10, reduction=16, drop_rate=0.0,
     width : int
         The widening factor k.
     unit : str, callable or None
-        'se', 'cmpe_se_double_fc', 'cmpe_se_2x1', 'cmpe_se_1x1', ... or None (plain WRN).
+        'se', 'cmpe_se_double_fc', 'cmpe_se_2x1', 'cmpe_se_1x1', 'ini_mix_5_d', ... or None
+        (plain WRN).
     reduction : int, default 16
         The units' reduction ratio t.
     drop_rate : float, default 0
@@ -34,6 +35,8 @@ def get_wrn(depth, width, unit=None, classes=10, reduction=16, drop_rate=0.0,
         raise ValueError('WRN width factor must be a positive integer, got %r' % (width,))
     n = (depth - 4) // 6
     unit_kwargs = dict(unit_kwargs or {}, reduction=reduction)
+    # InI folds WRN-d-k channel signals into maps of C/k columns (n = 20, m = C/10 for k = 10)
     return PreActCIFARNet([16 * width, 32 * width, 64 * width], [n] * 3, bottleneck=False,
                           classes=classes, unit=unit, unit_kwargs=unit_kwargs,
-                          drop_rate=drop_rate, **kwargs)
+                          unit_hints={'ini_map': ('groups', width)}, drop_rate=drop_rate,
+                          **kwargs)

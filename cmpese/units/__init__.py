@@ -11,10 +11,12 @@ import difflib
 
 from .base import ExcitationUnit, reduced_channels
 from .competitive import DoubleFCUnit, PairViewUnit
+from .inner_imaging import GFILTER_SETS, MAX_SLENDER, InnerImagingUnit
 from .se import SEUnit
 
 __all__ = ['get_unit', 'make_unit', 'list_units', 'register_unit', 'unit_uses_identity',
-           'SEUnit', 'DoubleFCUnit', 'PairViewUnit', 'ExcitationUnit', 'reduced_channels']
+           'SEUnit', 'DoubleFCUnit', 'PairViewUnit', 'InnerImagingUnit', 'ExcitationUnit',
+           'reduced_channels', 'INI_GSETS']
 
 # name -> (constructor, fixed keyword arguments, whether it reads the identity flow,
 #          names of backbone hints it accepts)
@@ -37,6 +39,22 @@ register_unit('se', SEUnit, uses_identity=False)
 register_unit('cmpe_se_double_fc', DoubleFCUnit, uses_identity=True)
 register_unit('cmpe_se_2x1', PairViewUnit, uses_identity=True, kernel='2x1')
 register_unit('cmpe_se_1x1', PairViewUnit, uses_identity=True, kernel='1x1')
+
+# Inner-Imaging: 'ini_' + a Table I set ('-' as '_'), '_d' adds the dilated G-filter,
+# '_nojoint' models the residual alone (the '*' rows). Backbones hint the map shape
+# ('ini_map') and, when they have no identity flow, joint=False.
+INI_GSETS = (['square_%d' % n for n in range(1, 6)] + ['mix_%d' % n for n in range(1, 6)]
+             + ['horizon_%d' % n for n in range(1, MAX_SLENDER + 1)]
+             + ['vertical_%d' % n for n in range(1, MAX_SLENDER + 1)])
+for _gset in INI_GSETS:
+    for _g in (_gset, _gset + '_d'):
+        register_unit('ini_' + _g, InnerImagingUnit, uses_identity=True,
+                      hints=('ini_map', 'joint'), gset=_g, joint=True)
+        register_unit('ini_%s_nojoint' % _g, InnerImagingUnit, uses_identity=False,
+                      hints=('ini_map',), gset=_g, joint=False)
+for _g in ('simple_1', 'simple_3'):
+    register_unit('ini_' + _g, InnerImagingUnit, uses_identity=True, hints=('ini_map',),
+                  gset=_g, joint=True)
 
 
 def list_units():

@@ -1,0 +1,202 @@
+"""Inner-Imaging (InI) units (Hu, Wen et al., "Inner-Imaging Networks", Section III).
+
+The squeezed channel signals are folded into an inner-imaged map, scanned by G-filters of
+one or several shapes (Table I), and the group signals so formed are encoded by
+FC(C/t) - ReLU - FC(C) - sigmoid:
+
+* map (eq. 4 / 19 / 24): the residual's C signals folded row-major into N x M (T, eq. 4);
+  with joint modelling of a residual block, the residual and identity signals either stacked
+  as a 2 x C map (eq. 19, the "simple" sets) or folded alternately, an identity row then a
+  residual row (T_alt, eq. 24);
+* G-filters (eq. 5-7, 9): for every shape (a x b) of the set, eps = C/t filters with one input
+  channel, no padding, BN right after (Sec. V-B), averaged over the eps filters; a shape whose
+  receptive field exceeds the map is dropped (Sec. V-B);
+* aggregation (eq. 10-12): the per-shape results are placed side by side, zeros filling the
+  rows a shorter result lacks, and flattened into C^g group signals ('concat', the equations'
+  reading). 'overlay' instead zero-fills every result to the largest one and averages them
+  element-wise, C^g = max rows x max columns; docs/inner_imaging.md shows that the papers'
+  parameter counts come from this reading.
+"""
+import re
+
+from mxnet.gluon import nn
+
+from .base import ExcitationUnit, check_choice, reduced_channels, scale, squeeze
+
+__all__ = ['InnerImagingUnit', 'GFILTER_SETS', 'parse_gset', 'fold_shape']
+
+# Table I; each entry is (rows, cols, dilation)
+_SQUARE = [(1, 1, 1), (2, 2, 1), (3, 3, 1), (4, 4, 1), (5, 5, 1)]
+GFILTER_SETS = {
+    'square_1': [(3, 3, 1)],
+    'square_2': [(1, 1, 1), (3, 3, 1)],
+    'square_3': [(1, 1, 1), (3, 3, 1), (5, 5, 1)],
+    'square_4': [(1, 1, 1), (2, 2, 1), (3, 3, 1), (5, 5, 1)],
+    'square_5': _SQUARE,
+    'mix_1': [(3, 3, 1)],
+    'mix_2': [(1, 5, 1), (3, 3, 1)],
+    'mix_3': [(1, 5, 1), (3, 3, 1), (5, 1, 1)],
+    'mix_4': [(1, 1, 1), (1, 5, 1), (3, 3, 1), (5, 1, 1)],
+    'mix_5': [(1, 1, 1), (1, 5, 1), (3, 3, 1), (5, 1, 1), (5, 5, 1)],
+    'simple_1': [(2, 1, 1)],
+    'simple_3': [(1, 1, 1), (2, 1, 1), (2, 2, 1)],
+}
+DILATED = (5, 5, 2)   # the "-d" G-filter: 5x5 receptive field... dilated at rate 2
+MAX_SLENDER = 9       # horizon-n / vertical-n accepted for n = 1 .. 9
+
+
+def parse_gset(name):
+    """'mix_5_d' -> ([(1,1,1), ..., (5,5,2)], simple?)  (Table I names with '-' as '_')."""
+    base, dilated = (name[:-2], True) if name.endswith('_d') else (name, False)
+    m = re.match(r'^(horizon|vertical)_(\d+)$', base)
+    if m:
+        n = int(m.group(2))
+        if not 1 <= n <= MAX_SLENDER:
+            raise ValueError('%s-n needs 1 <= n <= %d, got %d' % (m.group(1), MAX_SLENDER, n))
+        shapes = [((1, k, 1) if m.group(1) == 'horizon' else (k, 1, 1)) for k in range(1, n + 1)]
+    elif base in GFILTER_SETS:
+        shapes = list(GFILTER_SETS[base])
+    else:
+        raise ValueError('unknown G-filter set %r; Table I sets are %s, horizon_n, vertical_n, '
+                         'each optionally followed by _d' % (name, ', '.join(sorted(GFILTER_SETS))))
+    simple = base.startswith('simple')
+    if dilated:
+        if simple:
+            raise ValueError('the dilated G-filter needs a folded map; simple sets scan the '
+                             'unfolded 2 x C stack')
+        shapes.append(DILATED)
+    return shapes, simple
+
+
+def fold_shape(total, channels, rule):
+    """Rows and columns of an inner-imaged map holding ``total`` signals (C or 2C).
+
+    ``rule`` is ('rows', n): n rows (All-CNN n = 8); ('cols', m): m columns (n = 2C/16,
+    m = 16 for ResNets and PyramidNet); ('groups', k): C/k columns (WRN-d-k: n = 2k, m = C/k;
+    the paper's "n = 20, m = C/10" for k = 10); or an explicit (n, m).
+    """
+    kind, value = rule
+    if kind == 'rows':
+        rows, cols = value, (total // value if total % value == 0 else None)
+    elif kind == 'cols':
+        rows, cols = (total // value if total % value == 0 else None), value
+    elif kind == 'groups':
+        cols = channels // value if channels % value == 0 else None
+        rows = total // cols if cols and total % cols == 0 else None
+    else:
+        rows, cols = kind, value
+    if not rows or not cols or rows * cols != total:
+        raise ValueError('cannot fold %d channel signals into a map by the rule %r; pass '
+                         'map_shape=(rows, cols) with rows x cols = %d' % (total, rule, total))
+    return rows, cols
+
+
+class InnerImagingUnit(ExcitationUnit):
+    """Inner-Imaging channel attention for C channels.
+
+    Parameters
+    ----------
+    channels : int
+        C.
+    reduction : int, default 16
+        t: FC bottleneck C/t and eps = C/t G-filters per shape.
+    gset : str
+        Table I G-filter set with '-' as '_': 'square_3', 'mix_5_d', 'simple_1', 'horizon_4'...
+    joint : bool, default True
+        Model the residual together with the identity (Sec. III-B); False models the input
+        alone (the '*' rows of Tables II-III, and non-residual backbones).
+    map_shape : (rows, cols), optional
+        Explicit inner-imaged map; overrides ``ini_map``.
+    ini_map : tuple, default ('cols', 16)
+        The backbone's map rule, see :func:`fold_shape`.
+    aggregate : {'concat', 'overlay'}
+        How the results of several G-filter shapes are combined (module docstring).
+    where : str, optional
+        Layer name for error messages.
+    """
+
+    def __init__(self, channels, reduction=16, gset='mix_5_d', joint=True, map_shape=None,
+                 ini_map=('cols', 16), aggregate='concat', gate='sigmoid', use_bias=False,
+                 where=None, **kwargs):
+        what = '%s: InI %s' % (where, gset) if where else 'InI %s' % gset
+        eps = reduced_channels(channels, reduction, what)
+        shapes, simple = parse_gset(gset)
+        check_choice(aggregate, ('concat', 'overlay'), 'aggregate')
+        if simple and not joint:
+            raise ValueError('%s: the simple sets scan the stacked residual and identity '
+                             'signals and need joint=True' % what)
+        if simple:
+            rows, cols = 2, channels
+        else:
+            total = 2 * channels if joint else channels
+            rows, cols = fold_shape(total, channels, map_shape or ini_map)
+            if joint and rows % 2:
+                raise ValueError('%s: the alternating fold T_alt pairs identity and residual '
+                                 'rows and needs an even row count, got a %dx%d map'
+                                 % (what, rows, cols))
+        kept = [(a, b, d) for a, b, d in shapes
+                if (a - 1) * d + 1 <= rows and (b - 1) * d + 1 <= cols]
+        if not kept:
+            raise ValueError('%s: every G-filter of the set %s exceeds the %dx%d inner-imaged '
+                             'map, so none is left; choose a set with smaller G-filters or '
+                             'pass map_shape=(rows, cols)' % (what, gset, rows, cols))
+        outs = [(rows - (a - 1) * d, cols - (b - 1) * d) for a, b, d in kept]
+        out_rows = max(r for r, _ in outs)
+        out_cols = sum(c for _, c in outs) if aggregate == 'concat' else max(c for _, c in outs)
+        super(InnerImagingUnit, self).__init__(channels, reduction, in_units=out_rows * out_cols,
+                                               gate=gate, use_bias=use_bias, **kwargs)
+        self.gset, self.joint, self.simple, self.aggregate = gset, joint, simple, aggregate
+        self.map_shape = (rows, cols)
+        self.gfilters = kept
+        self.dropped = [s for s in shapes if s not in kept]
+        self.group_shape = (out_rows, out_cols)
+        self._outs = outs
+        with self.name_scope():
+            self.convs = nn.HybridSequential(prefix='')
+            self.bns = nn.HybridSequential(prefix='')
+            for j, (a, b, d) in enumerate(kept):
+                self.convs.add(nn.Conv2D(eps, kernel_size=(a, b), dilation=(d, d), in_channels=1,
+                                         use_bias=False, prefix='gfilter%d_' % j))
+                self.bns.add(nn.BatchNorm(in_channels=eps, prefix='gfilterbn%d_' % j))
+
+    def inner_image(self, F, residual, identity=None):
+        """The inner-imaged map (N, 1, rows, cols) of eq. 4, 19 or 24."""
+        rows, cols = self.map_shape
+        u = F.reshape(squeeze(F, residual), shape=(0, -1))
+        if not self.joint:
+            return F.reshape(u, shape=(0, 1, rows, cols))                         # T, eq. 4
+        x = F.reshape(squeeze(F, identity), shape=(0, -1))
+        if self.simple:                                                            # eq. 19
+            return F.reshape(F.stack(u, x, axis=1), shape=(0, 1, 2, -1))
+        # T_alt, eq. 24: identity row, residual row, identity row, ... each of `cols` signals
+        pairs = F.stack(F.reshape(x, shape=(0, -1, cols)), F.reshape(u, shape=(0, -1, cols)),
+                        axis=2)
+        return F.reshape(pairs, shape=(0, 1, rows, cols))
+
+    def group_signals(self, F, v):
+        """Eq. 5-12: G-filters, BN, average over eps, aggregation -> (N, rows', cols')."""
+        out_rows, out_cols = self.group_shape
+        maps = []
+        for conv, bn, (r, c) in zip(self.convs, self.bns, self._outs):
+            g = F.mean(bn(conv(v)), axis=1, keepdims=True)                       # (N,1,r,c)
+            pad_cols = 0 if self.aggregate == 'concat' else out_cols - c
+            if out_rows - r or pad_cols:
+                g = F.pad(g, mode='constant', constant_value=0,
+                          pad_width=(0, 0, 0, 0, 0, out_rows - r, 0, pad_cols))
+            maps.append(g)
+        if len(maps) == 1:
+            return maps[0]
+        if self.aggregate == 'concat':
+            return F.concat(*maps, dim=3)
+        return F.add_n(*maps) / len(maps)
+
+    def hybrid_forward(self, F, residual, identity=None):
+        grouped = self.group_signals(F, self.inner_image(F, residual, identity))
+        s = self.excite(F, F.relu(self.fc1(grouped)))      # fc1 flattens: eq. 8 / 12
+        return scale(F, residual, s)
+
+    def __repr__(self):
+        return ('InnerImagingUnit(channels=%d, t=%d, gset=%s, joint=%s, map=%dx%d, '
+                'G-filters=%s, C^g=%d)' % (self.channels, self.reduction, self.gset, self.joint,
+                                           self.map_shape[0], self.map_shape[1],
+                                           self.gfilters, self.group_shape[0] * self.group_shape[1]))

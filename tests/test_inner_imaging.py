@@ -1,0 +1,146 @@
+"""Inner-Imaging unit: fold orders (T, T_alt, stacking), G-filter dropping, zero-filled
+aggregation, errors, against small hand-made inputs."""
+import mxnet as mx
+import numpy as np
+import pytest
+
+from cmpese.units import InnerImagingUnit, get_unit, make_unit
+from cmpese.units.inner_imaging import fold_shape, parse_gset
+
+BN_EPS = 1e-5
+
+
+def _signals(values):
+    """(1, C, 2, 2) feature map whose channel c averages to values[c]."""
+    v = np.asarray(values, dtype=np.float32)
+    return mx.nd.array(np.broadcast_to(v[None, :, None, None], (1, len(v), 2, 2)).copy())
+
+
+def _identity_gfilters(unit):
+    """Make every G-filter an all-ones kernel and every BN the identity (inference mode)."""
+    for conv, bn in zip(unit.convs, unit.bns):
+        conv.weight.set_data(mx.nd.ones(conv.weight.shape))
+        bn.running_var.set_data(mx.nd.ones(bn.running_var.shape) - BN_EPS)
+
+
+U = [1, 2, 3, 4]
+X = [10, 20, 30, 40]
+
+
+def test_fold_T_is_row_major():
+    unit = InnerImagingUnit(4, reduction=1, gset='horizon_1', joint=False, map_shape=(2, 2))
+    unit.initialize()
+    v = unit.inner_image(mx.nd, _signals(U)).asnumpy()
+    np.testing.assert_array_equal(v[0, 0], [[1, 2], [3, 4]])
+
+
+def test_fold_T_alt_alternates_identity_and_residual_rows():
+    # eq. 24: x^1..x^m / u^1..u^m / x^(m+1).. / u^(m+1)..
+    unit = InnerImagingUnit(4, reduction=1, gset='horizon_1', joint=True, map_shape=(4, 2))
+    unit.initialize()
+    v = unit.inner_image(mx.nd, _signals(U), _signals(X)).asnumpy()
+    np.testing.assert_array_equal(v[0, 0], [[10, 20], [1, 2], [30, 40], [3, 4]])
+
+
+def test_simple_sets_stack_residual_over_identity():
+    unit = InnerImagingUnit(4, reduction=1, gset='simple_1')
+    unit.initialize()
+    v = unit.inner_image(mx.nd, _signals(U), _signals(X)).asnumpy()
+    np.testing.assert_array_equal(v[0, 0], [U, X])        # eq. 19
+    assert unit.map_shape == (2, 4) and unit.group_shape == (1, 4)   # eq. 21: C^g = C
+
+
+def test_concat_aggregation_zero_fills_shorter_results():
+    # vertical-2 = {1x1, 2x1} on the 2x4 map [[1,2,3,4],[5,6,7,8]]: the 1x1 result is the map,
+    # the 2x1 result is the column sums [6, 8, 10, 12] with its missing row filled with zeros
+    unit = InnerImagingUnit(8, reduction=8, gset='vertical_2', joint=False, map_shape=(2, 4))
+    unit.initialize()
+    _identity_gfilters(unit)
+    g = unit.group_signals(mx.nd, mx.nd.array(np.arange(1, 9, dtype=np.float32).reshape(1, 1, 2, 4)))
+    np.testing.assert_allclose(g.asnumpy()[0, 0], [[1, 2, 3, 4, 6, 8, 10, 12],
+                                                   [5, 6, 7, 8, 0, 0, 0, 0]], rtol=1e-6)
+    assert unit.group_shape == (2, 8) and unit.fc1.weight.shape == (1, 16)
+
+
+def test_overlay_aggregation_averages_zero_filled_results():
+    unit = InnerImagingUnit(8, reduction=8, gset='horizon_2', joint=False, map_shape=(2, 4),
+                            aggregate='overlay')
+    unit.initialize()
+    _identity_gfilters(unit)
+    g = unit.group_signals(mx.nd, mx.nd.array(np.arange(1, 9, dtype=np.float32).reshape(1, 1, 2, 4)))
+    # 1x1: the map; 1x2: adjacent sums [[3,5,7],[11,13,15]] with a zero column; averaged
+    expected = (np.array([[1, 2, 3, 4], [5, 6, 7, 8]]) +
+                np.array([[3, 5, 7, 0], [11, 13, 15, 0]])) / 2.0
+    np.testing.assert_allclose(g.asnumpy()[0, 0], expected, rtol=1e-6)
+    assert unit.group_shape == (2, 4)
+
+
+def test_eps_filters_are_averaged():
+    unit = InnerImagingUnit(16, reduction=4, gset='square_1', joint=False, map_shape=(4, 4))
+    unit.initialize()
+    assert unit.convs[0].weight.shape == (4, 1, 3, 3)      # eps = C/t filters
+    w = np.zeros((4, 1, 3, 3), dtype=np.float32)
+    w[:, 0, 1, 1] = [1, 2, 3, 6]                            # centre taps: mean 3
+    unit.convs[0].weight.set_data(mx.nd.array(w))
+    unit.bns[0].running_var.set_data(mx.nd.ones(4) - BN_EPS)
+    v = mx.nd.array(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4))
+    g = unit.group_signals(mx.nd, v).asnumpy()[0, 0]
+    np.testing.assert_allclose(g, 3 * np.array([[5, 6], [9, 10]]), rtol=1e-6)
+
+
+def test_gfilters_larger_than_the_map_are_dropped():
+    # WRN-16-1 stage 1: C = 16, joint, groups rule k=1 -> 2 x 16 map: only 1x1 and 1x5 fit
+    unit = get_unit('ini_mix_5_d', 16, reduction=16, ini_map=('groups', 1))
+    assert unit.map_shape == (2, 16)
+    assert unit.gfilters == [(1, 1, 1), (1, 5, 1)]
+    assert (5, 5, 2) in unit.dropped and (3, 3, 1) in unit.dropped
+
+
+def test_empty_set_is_an_error_naming_layer_and_map():
+    with pytest.raises(ValueError, match=r'stage1 block1: .*every G-filter of the set square_1 '
+                                         r'exceeds the 2x16 inner-imaged map'):
+        make_unit('ini_square_1', 16, where='stage1 block1')
+
+
+def test_fold_that_does_not_fit_is_an_error():
+    with pytest.raises(ValueError, match=r'cannot fold 256 channel signals .*groups.*rows x cols'):
+        get_unit('ini_square_3', 128, ini_map=('groups', 3))
+    with pytest.raises(ValueError, match=r'map_shape=\(rows, cols\) with rows x cols = 64'):
+        get_unit('ini_square_3', 32, map_shape=(5, 12))
+    with pytest.raises(ValueError, match='even row count'):
+        get_unit('ini_square_3', 48, map_shape=(3, 32))
+
+
+def test_set_names_and_errors():
+    assert parse_gset('mix_5_d')[0][-1] == (5, 5, 2)
+    assert parse_gset('vertical_3')[0] == [(1, 1, 1), (2, 1, 1), (3, 1, 1)]
+    assert parse_gset('simple_3') == ([(1, 1, 1), (2, 1, 1), (2, 2, 1)], True)
+    with pytest.raises(ValueError, match='unknown G-filter set'):
+        parse_gset('triangle_3')
+    with pytest.raises(ValueError, match='dilated G-filter needs a folded map'):
+        parse_gset('simple_3_d')
+    with pytest.raises(ValueError, match='need joint=True'):
+        InnerImagingUnit(32, gset='simple_1', joint=False)
+    assert fold_shape(320, 160, ('groups', 10)) == (20, 16)    # n = 20, m = C/10 (WRN)
+    assert fold_shape(128, 64, ('cols', 16)) == (8, 16)        # n = 2C/16, m = 16
+    assert fold_shape(96, 96, ('rows', 8)) == (8, 12)          # n = 8, m = C/8 (All-CNN)
+
+
+@pytest.mark.parametrize('name', ['ini_simple_1', 'ini_simple_3', 'ini_square_3_d', 'ini_mix_5_d',
+                                  'ini_square_1_nojoint', 'ini_horizon_3'])
+def test_ini_unit_hybridizes_and_trains(name):
+    from mxnet import autograd
+    rng = np.random.RandomState(0)
+    res, idt = (mx.nd.array(rng.normal(size=(8, 64, 4, 4))) for _ in range(2))
+    unit = get_unit(name, 64, reduction=8, ini_map=('cols', 16))
+    unit.initialize(mx.init.Normal(0.5))
+    a = unit(res, idt)
+    unit.hybridize(static_alloc=True, static_shape=True)
+    np.testing.assert_allclose(unit(res, idt).asnumpy(), a.asnumpy(), rtol=1e-5, atol=1e-6)
+    with autograd.record():
+        loss = (unit(res, idt) * mx.nd.array(rng.normal(size=res.shape))).sum()
+    loss.backward()
+    for pname, p in unit.collect_params().items():
+        if p.grad_req != 'null':
+            assert np.isfinite(p.grad().asnumpy()).all(), pname
+            assert np.abs(p.grad().asnumpy()).sum() > 0, pname
