@@ -14,6 +14,7 @@ import re
 import mxnet as mx
 
 from .models import get_preresnet, get_resnet_cifar, get_wrn
+from .units import list_units
 
 __all__ = ['get_model', 'get_model_list', 'register_model', 'register_gluoncv',
            'pretrained_path']
@@ -73,6 +74,28 @@ def _register_cifar_models():
                        % depth)
 
 
+# Inner-Imaging rows of the InI paper's Tables II-IV (any other Table I set is parsed by name).
+# Pre-act ResNet-110's first stage has C = 16, whose 2 x 16 map takes no 3x3 G-filter, so its
+# square-1 rows cannot be built by the paper's map rule (docs/inner_imaging.md).
+INI_TABLE_SETS = {
+    'wrn16_8': ('simple_3', 'square_1', 'square_3', 'square_3_d', 'mix_5', 'mix_5_d'),
+    'wrn22_10': ('simple_3', 'square_1', 'square_3', 'square_3_d', 'mix_5', 'mix_5_d'),
+    'wrn28_10': ('square_1_nojoint', 'simple_1', 'simple_3', 'square_1', 'square_3',
+                 'square_3_d', 'mix_5', 'mix_5_d'),
+    'preresnet110': ('simple_1', 'simple_3', 'square_3', 'square_3_d'),
+    'preresnet164': ('square_1_nojoint', 'simple_1', 'simple_3', 'square_1', 'square_3',
+                     'square_3_d', 'mix_5', 'mix_5_d'),
+}
+
+
+def _register_ini_models():
+    for backbone, gsets in INI_TABLE_SETS.items():
+        for gset in gsets:
+            name = 'ini_%s_%s' % (backbone, gset)
+            register_model(name, _parse_name(name), 'InI-%s-%s (Inner-Imaging, Table I set %s).'
+                           % (backbone, gset.replace('_', '-'), gset.replace('_', '-')))
+
+
 _register_cifar_models()
 
 
@@ -81,9 +104,22 @@ _NAME_PATTERN = re.compile(
     r'(?:_(?P<mode>double_fc|2x1|1x1))?$')
 
 
+_INI_PATTERN = re.compile(
+    r'^ini_(?:(?P<wrn>wrn(?P<wd>\d+)_(?P<wk>\d+))|(?P<pre>preresnet(?P<pd>\d+)))_(?P<gset>.+)$')
+
+
 def _parse_name(name):
-    """Constructor for a WRN / pre-act ResNet name of a depth or width the list does not
-    hold (``cmpe_se_wrn16_4_1x1``, ``se_preresnet56``), or None."""
+    """Constructor for a WRN / pre-act ResNet name of a depth, width or G-filter set the list
+    does not hold (``cmpe_se_wrn16_4_1x1``, ``se_preresnet56``, ``ini_wrn16_4_mix_3``), or
+    None."""
+    m = _INI_PATTERN.match(name)
+    if m is not None:
+        unit = 'ini_' + m.group('gset')
+        if unit not in list_units():
+            return None
+        if m.group('wrn'):
+            return functools.partial(get_wrn, int(m.group('wd')), int(m.group('wk')), unit=unit)
+        return functools.partial(get_preresnet, int(m.group('pd')), unit=unit)
     m = _NAME_PATTERN.match(name)
     if m is None or (m.group('unit') == 'cmpe_se_') != bool(m.group('mode')):
         return None
@@ -169,3 +205,6 @@ def _gluoncv_entry(name):
     build.__doc__ = _MODELS[name].__doc__
     build._cmpese = True
     return build
+
+
+_register_ini_models()

@@ -34,6 +34,15 @@ def test_zoo_holds_every_paper_name():
         expected |= {'%spreresnet%d%s' % (pre, d, suf) for d in (20, 56, 110, 164)}
     for d in (20, 32, 44, 56, 110):
         expected |= {'resnet%d_cifar' % d, 'se_resnet%d_cifar' % d, 'res_se_net%d' % d}
+    # InI paper Tables II-IV
+    ini = {'wrn16_8': 'simple_3 square_1 square_3 square_3_d mix_5 mix_5_d',
+           'wrn22_10': 'simple_3 square_1 square_3 square_3_d mix_5 mix_5_d',
+           'wrn28_10': 'square_1_nojoint simple_1 simple_3 square_1 square_3 square_3_d '
+                       'mix_5 mix_5_d',
+           'preresnet110': 'simple_1 simple_3 square_3 square_3_d',
+           'preresnet164': 'square_1_nojoint simple_1 simple_3 square_1 square_3 square_3_d '
+                           'mix_5 mix_5_d'}
+    expected |= {'ini_%s_%s' % (b, g) for b, gs in ini.items() for g in gs.split()}
     assert set(ALL_NAMES) == expected
 
 
