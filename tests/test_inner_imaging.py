@@ -144,3 +144,41 @@ def test_ini_unit_hybridizes_and_trains(name):
         if p.grad_req != 'null':
             assert np.isfinite(p.grad().asnumpy()).all(), pname
             assert np.abs(p.grad().asnumpy()).sum() > 0, pname
+
+
+def test_spatial_attention_by_hand():
+    """One map per group, from that group's channel mean and max (CBAM), applied before the
+    channel unit (eq. 50-51)."""
+    from cmpese.units import SpatialAttention
+    spa = SpatialAttention(4, groups=2, kernel_size=1)
+    spa.initialize()
+    # group k's map = sigmoid(a_k * mean + b_k * max) with BN the identity
+    spa.conv.weight.set_data(mx.nd.array(np.array([1.0, 0.0, 0.0, 2.0]).reshape(2, 2, 1, 1)))
+    spa.bn.running_var.set_data(mx.nd.ones(2) - BN_EPS)
+    x = np.zeros((1, 4, 1, 2), dtype=np.float32)
+    x[0, :, 0, 0] = [1, 3, -2, 0]      # group 1 mean 2; group 2 max 0
+    x[0, :, 0, 1] = [0, 0, 1, 5]       # group 1 mean 0; group 2 max 5
+    out = spa(mx.nd.array(x)).asnumpy()
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    xi1 = sig(np.array([2.0, 0.0]))
+    xi2 = sig(np.array([0.0, 10.0]))
+    np.testing.assert_allclose(out[0, :2, 0], x[0, :2, 0] * xi1, rtol=1e-6)
+    np.testing.assert_allclose(out[0, 2:, 0], x[0, 2:, 0] * xi2, rtol=1e-6)
+
+
+def test_spa_variants_compose_spatial_then_channel():
+    unit = get_unit('ini_mix_5_d_spa4', 64, ini_map=('cols', 16))
+    unit.initialize()
+    assert unit.spatial.groups == 4 and isinstance(unit.channel, InnerImagingUnit)
+    assert unit.spatial.conv.weight.shape == (4, 2, 7, 7)
+    rng = np.random.RandomState(0)
+    res, idt = (mx.nd.array(rng.normal(size=(2, 64, 5, 5))) for _ in range(2))
+    expected = unit.channel(unit.spatial(res), idt)
+    np.testing.assert_allclose(unit(res, idt).asnumpy(), expected.asnumpy(), rtol=1e-6)
+    unit.hybridize()
+    np.testing.assert_allclose(unit(res, idt).asnumpy(), expected.asnumpy(), rtol=1e-5, atol=1e-6)
+    assert get_unit('se_spa', 64).spatial.groups == 1
+    with pytest.raises(ValueError, match='cannot be split into 3 groups'):
+        get_unit('se_spa3', 64)
+    with pytest.raises(ValueError, match=r"unknown recalibration unit 'ini_mix_9_spa'"):
+        get_unit('ini_mix_9_spa', 64)

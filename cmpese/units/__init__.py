@@ -8,15 +8,17 @@ A residual block is then ``out = unit(residual, identity) + identity``.
 >>> unit = get_unit('cmpe_se_1x1', channels=64, reduction=16)
 """
 import difflib
+import re
 
 from .base import ExcitationUnit, reduced_channels
 from .competitive import DoubleFCUnit, PairViewUnit
 from .inner_imaging import GFILTER_SETS, MAX_SLENDER, InnerImagingUnit
 from .se import SEUnit
+from .spatial import SpatialAttention, SpatialThenChannel
 
 __all__ = ['get_unit', 'make_unit', 'list_units', 'register_unit', 'unit_uses_identity',
            'SEUnit', 'DoubleFCUnit', 'PairViewUnit', 'InnerImagingUnit', 'ExcitationUnit',
-           'reduced_channels', 'INI_GSETS']
+           'reduced_channels', 'INI_GSETS', 'SpatialAttention', 'SpatialThenChannel']
 
 # name -> (constructor, fixed keyword arguments, whether it reads the identity flow,
 #          names of backbone hints it accepts)
@@ -62,12 +64,37 @@ def list_units():
     return sorted(_UNITS)
 
 
+_SPATIAL = re.compile(r'^(?P<base>.+)_spa(?P<tau>\d*)$')
+
+
+def _spatial_variant(name):
+    """'<unit>_spa' / '<unit>_spa<tau>': spatial attention (tau group-wise maps) before the
+    channel unit (InI paper Sec. V-E), as a registry entry, or None."""
+    m = _SPATIAL.match(str(name))
+    if m is None or m.group('base') not in _UNITS or m.group('tau') in ('0', '1'):
+        return None
+    tau = int(m.group('tau') or 1)
+    base = m.group('base')
+
+    def build(channels, reduction=16, prefix=None, **kwargs):
+        inner = get_unit(base, channels, reduction=reduction, prefix='channel_', **kwargs)
+        return SpatialThenChannel(channels, inner, groups=tau, prefix=prefix)
+    _, _, uses_identity, hints = _UNITS[base]
+    return build, {}, uses_identity, hints
+
+
 def _lookup(name):
+    spatial = None if name in _UNITS else _spatial_variant(name)
+    if spatial is not None:
+        return spatial
     if name not in _UNITS:
         close = difflib.get_close_matches(str(name), list(_UNITS), n=3, cutoff=0.4)
         hint = (' Did you mean %s?' % ' or '.join(repr(c) for c in close)) if close else ''
-        raise ValueError('unknown recalibration unit %r.%s Known units: %s'
-                         % (name, hint, ', '.join(list_units())))
+        raise ValueError(
+            'unknown recalibration unit %r.%s Units are se, cmpe_se_double_fc, cmpe_se_2x1, '
+            'cmpe_se_1x1 and ini_<Table I set>[_d][_nojoint] (e.g. ini_mix_5_d), each optionally '
+            'followed by _spa or _spa<tau>; cmpese.units.list_units() lists all %d.'
+            % (name, hint, len(_UNITS)))
     return _UNITS[name]
 
 
@@ -82,7 +109,9 @@ def get_unit(name, channels, reduction=16, identity_channels=None, **kwargs):
     Parameters
     ----------
     name : str
-        One of :func:`list_units`: 'se', 'cmpe_se_double_fc', 'cmpe_se_2x1', 'cmpe_se_1x1'.
+        One of :func:`list_units` ('se', 'cmpe_se_double_fc', 'cmpe_se_2x1', 'cmpe_se_1x1',
+        'ini_<Table I set>[_d][_nojoint]'), optionally followed by '_spa' (one spatial
+        attention map first) or '_spa<tau>' (tau group-wise maps), e.g. 'ini_mix_5_d_spa4'.
     channels : int
         C, channels of the residual flow it rescales.
     reduction : int, default 16
