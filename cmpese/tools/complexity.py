@@ -46,6 +46,34 @@ def paper_table():
     return rows, ratios
 
 
+def ini_paper_table():
+    """Rows (name, printed, concat count, overlay count, readings that agree, recorded
+    reading, source) for the InI paper's Inner-Imaging rows."""
+    from ..model_zoo import get_model
+    from .paper_tables import INI_PARAMS, agrees
+    rows = []
+    for name, printed, source, recorded in INI_PARAMS:
+        concat = count_params(get_model(name, classes=10))
+        overlay = count_params(get_model(name, classes=10,
+                                         unit_kwargs={'aggregate': 'overlay'}))
+        fits = {('concat', 'overlay'): 'both', ('concat',): 'concat',
+                ('overlay',): 'overlay', (): 'neither'}[tuple(
+                    k for k, n in (('concat', concat), ('overlay', overlay)) if agrees(n, printed))]
+        rows.append((name, printed, concat, overlay, fits, recorded, source))
+    return rows
+
+
+def format_ini_table(rows):
+    out = ['| model | paper | concat (eq. 10-11, default) | overlay | agrees with | printed in |',
+           '|---|---|---|---|---|---|']
+    for name, printed, concat, overlay, fits, _, source in rows:
+        p = float(printed)
+        out.append('| `%s` | %sM | %.3fM (%+.2f%%) | %.3fM (%+.2f%%) | %s | %s |' % (
+            name, printed, concat / 1e6, 100 * (concat / 1e6 / p - 1), overlay / 1e6,
+            100 * (overlay / 1e6 / p - 1), fits, source))
+    return '\n'.join(out)
+
+
 def format_paper_table(rows, ratios):
     out = ['| model | paper | ours | difference | agrees | printed in |',
            '|---|---|---|---|---|---|']
@@ -70,6 +98,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.paper:
         print(format_paper_table(*paper_table()))
+        print()
+        print(format_ini_table(ini_paper_table()))
     for name in args.models:
         n = count_params(get_model(name, classes=args.classes))
         print('%-36s %12d  (%.2fM)' % (name, n, n / 1e6))

@@ -48,6 +48,44 @@ DEVIATIONS = {name: _R164 for name in (
     'se_preresnet164', 'cmpe_se_preresnet164_double_fc', 'cmpe_se_preresnet164_2x1',
     'cmpe_se_preresnet164_1x1')}
 
+# Inner-Imaging paper, Tables II-IV: (zoo name, printed M, source, which aggregation reading
+# the printed figure agrees with: 'concat' = eq. 10-11 as written, 'overlay' = zero-filled
+# element-wise average, 'both', or 'neither'; docs/inner_imaging.md explains).
+INI_PARAMS = [
+    ('ini_preresnet110_simple_1', '1.75', 'InI Table II', 'both'),
+    ('ini_preresnet110_simple_3', '1.77', 'InI Table II', 'concat'),
+    ('ini_preresnet110_square_3', '1.77', 'InI Table II', 'concat'),
+    ('ini_preresnet110_square_3_d', '1.77', 'InI Table II', 'concat'),
+    ('ini_preresnet164_square_1_nojoint', '1.88', 'InI Table II', 'both'),
+    ('ini_preresnet164_simple_1', '1.95', 'InI Table II', 'neither'),
+    ('ini_preresnet164_simple_3', '2.02', 'InI Tables II and IV', 'overlay'),
+    ('ini_preresnet164_square_1', '1.99', 'InI Table II', 'neither'),
+    ('ini_preresnet164_square_3', '2.02', 'InI Tables II and IV', 'overlay'),
+    ('ini_preresnet164_square_3_d', '2.02', 'InI Table II', 'overlay'),
+    ('ini_preresnet164_mix_5', '2.04', 'InI Table II', 'overlay'),
+    ('ini_preresnet164_mix_5_d', '2.04', 'InI Table II', 'overlay'),
+    ('ini_wrn16_8_simple_3', '11.14', 'InI Table III', 'overlay'),
+    ('ini_wrn16_8_square_1', '11.10', 'InI Table III', 'both'),
+    ('ini_wrn16_8_square_3', '11.14', 'InI Table III', 'overlay'),
+    ('ini_wrn16_8_square_3_d', '11.14', 'InI Table III', 'overlay'),
+    ('ini_wrn16_8_mix_5', '11.20', 'InI Table III', 'overlay'),
+    ('ini_wrn16_8_mix_5_d', '11.20', 'InI Table III', 'overlay'),
+    ('ini_wrn22_10_simple_3', '27.12', 'InI Table III', 'overlay'),
+    ('ini_wrn22_10_square_1', '27.10', 'InI Table III', 'both'),
+    ('ini_wrn22_10_square_3', '27.12', 'InI Table III', 'overlay'),
+    ('ini_wrn22_10_square_3_d', '27.12', 'InI Table III', 'overlay'),
+    ('ini_wrn22_10_mix_5', '27.16', 'InI Table III', 'overlay'),
+    ('ini_wrn22_10_mix_5_d', '27.16', 'InI Table III', 'overlay'),
+    ('ini_wrn28_10_square_1_nojoint', '36.60', 'InI Table III', 'both'),
+    ('ini_wrn28_10_simple_1', '36.80', 'InI Table III', 'both'),
+    ('ini_wrn28_10_simple_3', '36.85', 'InI Tables III and IV', 'overlay'),
+    ('ini_wrn28_10_square_1', '36.82', 'InI Table III', 'both'),
+    ('ini_wrn28_10_square_3', '36.88', 'InI Tables III and IV', 'overlay'),
+    ('ini_wrn28_10_square_3_d', '36.88', 'InI Table III', 'overlay'),
+    ('ini_wrn28_10_mix_5', '36.90', 'InI Tables III and IV', 'overlay'),
+    ('ini_wrn28_10_mix_5_d', '36.90', 'InI Tables III and IV', 'overlay'),
+]
+
 TOLERANCE = 0.01
 
 
