@@ -254,6 +254,27 @@ def test_preresnet164_stride_on_first_1x1():
     assert count_flops(net).total == preact_bottleneck_macs(18, stride_on='1x1') == 244524132
 
 
+@pytest.mark.parametrize('gset', ['simple_3', 'square_3', 'mix_5', 'mix_5_d'])
+def test_ini_wrn28_10_table_iv(gset):
+    """InI-WRN-28-10 rows within 2%; the unit adds its FCs and G-filters to the backbone."""
+    paper = TABLE_IV_FLOPS['InI-WRN-28-10-%s' % gset.replace('_', '-')]
+    ours = count_flops(cmpese.get_model('ini_wrn28_10_%s' % gset, classes=100)).total
+    base = preact_basic_macs(4, (160, 320, 640))
+    assert within(ours, paper) and 0 < ours - base < paper - base
+
+
+@pytest.mark.parametrize('gset', ['simple_3', 'square_3'])
+def test_ini_resnet164_table_iv_sits_on_the_basic_block_count(gset):
+    """InI-ResNet-164 rows are 1.2-1.3M above the 380.6M basic-block base, as is our unit on
+    a basic-block ResNet-164; on the bottleneck ResNet-164 the same discrepancy as above."""
+    paper = TABLE_IV_FLOPS['InI-ResNet-164-%s' % gset.replace('_', '-')]
+    basic = count_flops(get_preresnet(164, bottleneck=False, unit='ini_' + gset,
+                                      classes=100)).total
+    assert within(basic, paper)
+    bottleneck = count_flops(cmpese.get_model('ini_preresnet164_' + gset, classes=100)).total
+    assert not within(bottleneck, paper)
+
+
 def test_cli(capsys):
     main(['resnet110_cifar', '--classes', '100'])
     out = capsys.readouterr().out

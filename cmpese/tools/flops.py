@@ -339,6 +339,18 @@ def _table_iv_models():
         ('pre-act ResNet-164', 'get_preresnet(164, bottleneck=False)',
          lambda c: get_preresnet(164, bottleneck=False, classes=c)),
         ('Wide ResNet-28-10', 'wrn28_10', lambda c: get_model('wrn28_10', classes=c)),
+    ] + [
+        ('InI-ResNet-164-%s' % g.replace('_', '-'), label, build)
+        for g in ('simple_3', 'square_3')
+        for label, build in (
+            ('ini_preresnet164_%s' % g,
+             lambda c, g=g: get_model('ini_preresnet164_%s' % g, classes=c)),
+            ("get_preresnet(164, bottleneck=False, unit='ini_%s')" % g,
+             lambda c, g=g: get_preresnet(164, bottleneck=False, unit='ini_' + g, classes=c)))
+    ] + [
+        ('InI-WRN-28-10-%s' % g.replace('_', '-'), 'ini_wrn28_10_%s' % g,
+         lambda c, g=g: get_model('ini_wrn28_10_%s' % g, classes=c))
+        for g in ('simple_3', 'square_3', 'mix_5', 'mix_5_d')
     ]
 
 
