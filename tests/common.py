@@ -35,3 +35,22 @@ def calibrate_bn(net, steps=20, batch=8, shape=(3, 32, 32)):
             out = net(random_input((batch,) + shape, seed=100 + i))
         out.backward()
     return net
+
+
+class PositiveUniform(mx.init.Initializer):
+    """Positive weights averaging 1/fan_in: activations keep their scale, gates stay unsaturated."""
+
+    def _init_weight(self, name, arr):
+        fan_in = int(np.prod(arr.shape[1:]))
+        arr[:] = mx.nd.random.uniform(0.1 / fan_in, 1.9 / fan_in, shape=arr.shape)
+
+
+T = 16
+
+
+def unit_params(unit, c, t=T):
+    """Hand count of one unit's weights for C channels (docs/units.md)."""
+    eps = c // t
+    return {None: 0, 'se': 2 * c * c // t, 'cmpe_se_double_fc': 4 * c * c // t,
+            'cmpe_se_2x1': 2 * c * c // t + 2 * eps + 2 * eps,
+            'cmpe_se_1x1': 3 * c * c // t + eps + 2 * eps}[unit]

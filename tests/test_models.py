@@ -7,17 +7,9 @@ from mxnet import autograd, gluon
 import cmpese
 from cmpese.models import BasicBlock, PreActBlock, get_preresnet, get_resnet_cifar, get_wrn
 from cmpese.units import DoubleFCUnit, PairViewUnit, SEUnit
-from common import init_net, nparams, random_input
+from common import PositiveUniform, init_net, nparams, random_input
 
 ALL_NAMES = cmpese.get_model_list()
-
-
-class PositiveUniform(mx.init.Initializer):
-    """Positive weights averaging 1/fan_in: activations keep their scale, gates stay unsaturated."""
-
-    def _init_weight(self, name, arr):
-        fan_in = int(np.prod(arr.shape[1:]))
-        arr[:] = mx.nd.random.uniform(0.1 / fan_in, 1.9 / fan_in, shape=arr.shape)
 
 
 def _blocks(net, cls):

@@ -6,15 +6,7 @@ from cmpese.models import get_preresnet, get_wrn
 from cmpese.tools.complexity import count_params, format_paper_table, paper_table
 from cmpese.tools.paper_tables import DEVIATIONS, PAPER_PARAMS, agrees
 
-T = 16
-
-
-def unit_params(unit, c, t=T):
-    """Hand count of one unit's weights for C channels (docs/units.md)."""
-    eps = c // t
-    return {None: 0, 'se': 2 * c * c // t, 'cmpe_se_double_fc': 4 * c * c // t,
-            'cmpe_se_2x1': 2 * c * c // t + 2 * eps + 2 * eps,
-            'cmpe_se_1x1': 3 * c * c // t + eps + 2 * eps}[unit]
+from common import T, unit_params
 
 
 UNITS = [None, 'se', 'cmpe_se_double_fc', 'cmpe_se_2x1', 'cmpe_se_1x1']

@@ -10,6 +10,11 @@ A block computes::
 
 Bridges are 1x1 convolutions with stride 2 followed by BN (He et al.'s option B, the
 shortcut the Res-SE-Net paper describes and its baseline code uses).
+
+The same post-activation block with ``bottleneck=True`` (1x1 - 3x3 - 1x1, 4x expansion, the
+stride on the 3x3 convolution) is the ImageNet ResNet-50/101 block
+(:mod:`cmpese.models.resnet_imagenet`); like :class:`~cmpese.models.preresnet.PreActBlock`, the
+block is a list of (kernel, width, stride) layers, so basic and bottleneck are two lists.
 """
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
@@ -17,24 +22,54 @@ from mxnet.gluon.block import HybridBlock
 from ..units import make_unit
 from .common import ClassifierNet, check_depth, conv1x1, conv3x3, make_stages
 
-__all__ = ['BasicBlock', 'ResNetCIFAR', 'get_resnet_cifar']
+__all__ = ['PostActBlock', 'BasicBlock', 'ResNetCIFAR', 'get_resnet_cifar']
 
 
-class BasicBlock(HybridBlock):
-    """Post-activation basic block with an optional unit on the residual flow and another
-    on the bridge connection."""
+class PostActBlock(HybridBlock):
+    """Post-activation residual block, basic or bottleneck, with an optional unit on the
+    residual flow and another on the bridge connection.
 
-    def __init__(self, in_channels, channels, stride=1, unit=None, bridge_unit=None,
-                 unit_kwargs=None, where=None, **kwargs):
-        super(BasicBlock, self).__init__(**kwargs)
+    Parameters
+    ----------
+    in_channels, channels : int
+        Input and output channels (for a bottleneck, ``channels`` is 4x its inner width).
+    stride : int
+        Stride of the 3x3 convolution (and of the bridge).
+    bottleneck : bool
+        1x1 - 3x3 - 1x1 with inner width channels / 4 (ImageNet ResNet-50/101, GluonCV's
+        v1b layout), instead of 3x3 - 3x3.
+    unit, bridge_unit : str, callable or None
+        Recalibration units (see :func:`cmpese.units.make_unit`) on the residual flow and on
+        the bridge (Res-SE-Net); None for none.
+    unit_kwargs : dict
+        ``reduction`` and other unit options.
+    unit_hints : dict
+        The backbone's suggestions to units that accept them (``ini_map``).
+    """
+
+    def __init__(self, in_channels, channels, stride=1, bottleneck=False, unit=None,
+                 bridge_unit=None, unit_kwargs=None, unit_hints=None, where=None, **kwargs):
+        super(PostActBlock, self).__init__(**kwargs)
         unit_kwargs = unit_kwargs or {}
+        if bottleneck:
+            if channels % 4:
+                raise ValueError('%s: a bottleneck block needs channels divisible by 4, got %d'
+                                 % (where or 'PostActBlock', channels))
+            mid = channels // 4
+            layers = [(1, mid, 1), (3, mid, stride), (1, channels, 1)]
+        else:
+            layers = [(3, channels, stride), (3, channels, 1)]
+        self._num_layers = len(layers)
         with self.name_scope():
             self.body = nn.HybridSequential(prefix='')
-            self.body.add(conv3x3(channels, stride, in_channels, prefix='conv0_'),
-                          nn.BatchNorm(in_channels=channels, prefix='bn0_'),
-                          nn.Activation('relu'),
-                          conv3x3(channels, 1, channels, prefix='conv1_'),
-                          nn.BatchNorm(in_channels=channels, prefix='bn1_'))
+            width = in_channels
+            for i, (kernel, out, s) in enumerate(layers):
+                if i:
+                    self.body.add(nn.Activation('relu'))
+                self.body.add(nn.Conv2D(out, kernel_size=kernel, strides=s, padding=kernel // 2,
+                                        use_bias=False, in_channels=width, prefix='conv%d_' % i),
+                              nn.BatchNorm(in_channels=out, prefix='bn%d_' % i))
+                width = out
             self.bridge = None
             self.bridge_unit = None
             if stride != 1 or in_channels != channels:
@@ -43,9 +78,9 @@ class BasicBlock(HybridBlock):
                     self.bridge.add(conv1x1(channels, stride, in_channels, prefix='conv_'),
                                     nn.BatchNorm(in_channels=channels, prefix='bn_'))
                 self.bridge_unit = make_unit(bridge_unit, channels, where=where + ' bridge'
-                                             if where else None, prefix='bridgeunit_',
-                                             **unit_kwargs)
-            self.unit = make_unit(unit, channels, where=where, **unit_kwargs)
+                                             if where else None, hints=unit_hints,
+                                             prefix='bridgeunit_', **unit_kwargs)
+            self.unit = make_unit(unit, channels, where=where, hints=unit_hints, **unit_kwargs)
 
     def hybrid_forward(self, F, x):
         residual = self.body(x)
@@ -57,6 +92,9 @@ class BasicBlock(HybridBlock):
         if self.unit is not None:
             residual = self.unit(residual, identity)
         return F.relu(residual + identity)
+
+
+BasicBlock = PostActBlock  # the name the CIFAR ResNet (basic blocks) code and docs use
 
 
 class ResNetCIFAR(ClassifierNet):
