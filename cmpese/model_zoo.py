@@ -13,7 +13,8 @@ import re
 
 import mxnet as mx
 
-from .models import get_preresnet, get_resnet_cifar, get_wrn
+from .models import (get_allcnn, get_preresnet, get_pyramidnet, get_resnet_cifar,
+                     get_resnet_imagenet, get_wrn)
 from .units import list_units
 
 __all__ = ['get_model', 'get_model_list', 'register_model', 'register_gluoncv',
@@ -88,6 +89,33 @@ INI_TABLE_SETS = {
 }
 
 
+def _register_other_families():
+    """All-CNN, PyramidNet-272 (alpha 200) and the ImageNet ResNets (InI Tables II, IV, V;
+    CMPE Table 4)."""
+    register_model('allcnn', get_allcnn, 'All-CNN-C (Springenberg et al.) with BN.')
+    register_model('se_allcnn', functools.partial(get_allcnn, unit='se'),
+                   'SE-All-CNN: an SE unit after every feature convolution.')
+    for gset in ('square_1', 'square_3'):
+        register_model('ini_allcnn_%s' % gset, functools.partial(get_allcnn, unit='ini_' + gset),
+                       'InI-All-CNN-%s (non-joint: no identity flow).' % gset.replace('_', '-'))
+    register_model('pyramidnet272_a200', functools.partial(get_pyramidnet, 272, 200),
+                   'PyramidNet-272, alpha 200, bottleneck (Han, Kim and Kim).')
+    for depth in (50, 101):
+        build = functools.partial(get_resnet_imagenet, depth)
+        register_model('resnet%d' % depth, build, 'ResNet-%d for ImageNet (v1).' % depth)
+        register_model('se_resnet%d' % depth, functools.partial(build, unit='se'),
+                       'SE-ResNet-%d for ImageNet.' % depth)
+        for mode in ('double_fc', '1x1'):
+            register_model('cmpe_se_resnet%d_%s' % (depth, mode),
+                           functools.partial(build, unit='cmpe_se_' + mode, version=2),
+                           'CMPE-SE-ResNet-%d %s on the pre-activation ResNet the CMPE paper '
+                           'trains on ImageNet.' % (depth, mode))
+        for suffix in ('', '_spa', '_spa4'):
+            register_model('ini_resnet%d_mix_5_d%s' % (depth, suffix),
+                           functools.partial(build, unit='ini_mix_5_d' + suffix),
+                           'InI-ResNet-%d-mix-5-d%s (InI Table V).' % (depth, suffix))
+
+
 def _register_ini_models():
     for backbone, gsets in INI_TABLE_SETS.items():
         for gset in gsets:
@@ -148,15 +176,16 @@ def pretrained_path(name, root=None):
     return os.path.join(os.path.expanduser(root), '%s.params' % name)
 
 
-def get_model(name, classes=10, pretrained=False, root=None, ctx=None, **kwargs):
+def get_model(name, classes=None, pretrained=False, root=None, ctx=None, **kwargs):
     """Build the zoo model ``name``.
 
     Parameters
     ----------
     name : str
         A name from :func:`get_model_list`, e.g. 'cmpe_se_wrn28_10_1x1'.
-    classes : int, default 10
-        Size of the output layer.
+    classes : int, optional
+        Size of the output layer; the family's default when omitted (10 for CIFAR models,
+        1000 for the ImageNet ResNets).
     pretrained : bool
         Load ``{root}/{name}.params``. No weights are published for these models, so the file
         must come from your own training run (``train_cifar.py --export``).
@@ -173,7 +202,9 @@ def get_model(name, classes=10, pretrained=False, root=None, ctx=None, **kwargs)
     constructor = _MODELS.get(key) or _parse_name(key)
     if constructor is None:
         raise _unknown(name)
-    net = constructor(classes=classes, **kwargs)
+    if classes is not None:
+        kwargs['classes'] = classes
+    net = constructor(**kwargs)
     if pretrained:
         path = pretrained_path(key, root)
         if not os.path.isfile(path):
@@ -208,3 +239,4 @@ def _gluoncv_entry(name):
 
 
 _register_ini_models()
+_register_other_families()

@@ -35,6 +35,13 @@ def test_zoo_holds_every_paper_name():
            'preresnet164': 'square_1_nojoint simple_1 simple_3 square_1 square_3 square_3_d '
                            'mix_5 mix_5_d'}
     expected |= {'ini_%s_%s' % (b, g) for b, gs in ini.items() for g in gs.split()}
+    # All-CNN, PyramidNet, ImageNet (InI Tables II, IV, V; CMPE Table 4)
+    expected |= {'allcnn', 'se_allcnn', 'ini_allcnn_square_1', 'ini_allcnn_square_3',
+                 'pyramidnet272_a200'}
+    for d in (50, 101):
+        expected |= {'resnet%d' % d, 'se_resnet%d' % d, 'cmpe_se_resnet%d_double_fc' % d,
+                     'cmpe_se_resnet%d_1x1' % d, 'ini_resnet%d_mix_5_d' % d,
+                     'ini_resnet%d_mix_5_d_spa' % d, 'ini_resnet%d_mix_5_d_spa4' % d}
     assert set(ALL_NAMES) == expected
 
 
