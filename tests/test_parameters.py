@@ -22,7 +22,10 @@ def table():
 @pytest.mark.parametrize('row', range(len(PAPER_PARAMS)), ids=[r[0] for r in PAPER_PARAMS])
 def test_paper_row(table, row):
     name, printed, ours, diff, ok, source, note = table[0][row]
-    if name in DEVIATIONS:
+    if name in DEVIATIONS and 'allcnn' in name:
+        # hand counts in tests/test_backbones_more.py; docs/parameters.md has the arithmetic
+        assert not ok and ours == {'allcnn': 1370996, 'se_allcnn': 1397492}[name]
+    elif name in DEVIATIONS:
         # docs/parameters.md shows why the printed figure cannot come from the architecture;
         # ours must then be exactly the hand count of that architecture
         assert not ok

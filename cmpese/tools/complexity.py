@@ -36,7 +36,7 @@ def paper_table():
     from .paper_tables import DEVIATIONS, PAPER_PARAMS, RES_SE_NET_RATIOS, agrees
     rows = []
     for name, paper, source in PAPER_PARAMS:
-        ours = count_params(get_model(name, classes=10))
+        ours = count_params(get_model(name))
         rows.append((name, paper, ours, ours / (float(paper) * 1e6) - 1, agrees(ours, paper),
                      source, DEVIATIONS.get(name, '')))
     ratios = []
@@ -53,9 +53,8 @@ def ini_paper_table():
     from .paper_tables import INI_PARAMS, agrees
     rows = []
     for name, printed, source, recorded in INI_PARAMS:
-        concat = count_params(get_model(name, classes=10))
-        overlay = count_params(get_model(name, classes=10,
-                                         unit_kwargs={'aggregate': 'overlay'}))
+        concat = count_params(get_model(name))
+        overlay = count_params(get_model(name, unit_kwargs={'aggregate': 'overlay'}))
         fits = {('concat', 'overlay'): 'both', ('concat',): 'concat',
                 ('overlay',): 'overlay', (): 'neither'}[tuple(
                     k for k, n in (('concat', concat), ('overlay', overlay)) if agrees(n, printed))]

@@ -1,7 +1,7 @@
 """Parameter counts printed in the papers, for checking our models against them.
 
 Each row: (zoo name, the paper's figure in millions as printed, where it is printed).
-Counts are for 10 classes. A figure agrees when it is within 1% of ours or when ours rounds
+Counts are for each family's classes (10 for CIFAR, 1000 for ImageNet). A figure agrees when it is within 1% of ours or when ours rounds
 to it at the precision it is printed with ("1.7M" covers 1.65M-1.75M: He et al.'s ResNet-110,
 1.73M, is printed so in every paper). ``DEVIATIONS`` lists rows whose printed figure cannot come from the architecture
 the paper describes; docs/parameters.md shows the arithmetic for each.
@@ -31,6 +31,14 @@ PAPER_PARAMS = [
     ('cmpe_se_wrn40_10_1x1', '56.50', 'CMPE Table 3'),
     # original ResNet-110 (He et al. 2016a)
     ('resnet110_cifar', '1.7', 'CMPE Table 3, InI Table IV'),
+    # InI paper, Tables II, IV and V (1000 classes for the ImageNet rows)
+    ('allcnn', '1.30', 'InI Table II'),
+    ('se_allcnn', '1.35', 'InI Table II'),
+    ('pyramidnet272_a200', '26.0', 'InI Table IV'),
+    ('resnet50', '25.60', 'InI Table V'),
+    ('resnet101', '44.60', 'InI Table V'),
+    ('se_resnet50', '28.10', 'InI Table V'),
+    ('se_resnet101', '49.40', 'InI Table V'),
 ]
 
 # Res-SE-Net paper, Sec. 6: "Res-SE-Net-44 has 61.75% and 62.06% lesser number of parameters
@@ -47,6 +55,10 @@ _R164 = ('pre-act ResNet-164 is 1,703,258 parameters and its 54 units (18 per st
 DEVIATIONS = {name: _R164 for name in (
     'se_preresnet164', 'cmpe_se_preresnet164_double_fc', 'cmpe_se_preresnet164_2x1',
     'cmpe_se_preresnet164_1x1')}
+_ALLCNN = ('All-CNN-C has 1,368,480 convolution weights (Springenberg et al. print "1.3M"); '
+           'with BN it is 1,370,996, and SE units after all 8 feature convolutions at t=16 add '
+           '26,496, not the printed 0.05M (t=8 would)')
+DEVIATIONS.update(allcnn=_ALLCNN, se_allcnn=_ALLCNN)
 
 # Inner-Imaging paper, Tables II-IV: (zoo name, printed M, source, which aggregation reading
 # the printed figure agrees with: 'concat' = eq. 10-11 as written, 'overlay' = zero-filled
@@ -84,6 +96,14 @@ INI_PARAMS = [
     ('ini_wrn28_10_square_3_d', '36.88', 'InI Table III', 'overlay'),
     ('ini_wrn28_10_mix_5', '36.90', 'InI Tables III and IV', 'overlay'),
     ('ini_wrn28_10_mix_5_d', '36.90', 'InI Tables III and IV', 'overlay'),
+    ('ini_allcnn_square_1', '1.35', 'InI Table II', 'neither'),
+    ('ini_allcnn_square_3', '1.36', 'InI Table II', 'neither'),
+    ('ini_resnet50_mix_5_d', '28.77', 'InI Table V', 'neither'),
+    ('ini_resnet101_mix_5_d', '50.58', 'InI Table V', 'neither'),
+    ('ini_resnet50_mix_5_d_spa', '28.83', 'InI Table V', 'neither'),
+    ('ini_resnet50_mix_5_d_spa4', '29.00', 'InI Table V', 'neither'),
+    ('ini_resnet101_mix_5_d_spa', '50.66', 'InI Table V', 'neither'),
+    ('ini_resnet101_mix_5_d_spa4', '50.89', 'InI Table V', 'neither'),
 ]
 
 TOLERANCE = 0.01
