@@ -15,7 +15,7 @@ import mxnet as mx
 
 from .models import (get_allcnn, get_preresnet, get_pyramidnet, get_resnet_cifar,
                      get_resnet_imagenet, get_wrn)
-from .units import list_units
+from .units import unit_uses_identity
 
 __all__ = ['get_model', 'get_model_list', 'register_model', 'register_gluoncv',
            'pretrained_path']
@@ -143,7 +143,9 @@ def _parse_name(name):
     m = _INI_PATTERN.match(name)
     if m is not None:
         unit = 'ini_' + m.group('gset')
-        if unit not in list_units():
+        try:
+            unit_uses_identity(unit)      # a registered set, possibly with _spa / _spa<tau>
+        except ValueError:
             return None
         if m.group('wrn'):
             return functools.partial(get_wrn, int(m.group('wd')), int(m.group('wk')), unit=unit)

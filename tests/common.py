@@ -25,15 +25,26 @@ def random_input(shape=(2, 3, 32, 32), seed=0):
     return mx.nd.array(np.random.RandomState(seed).normal(size=shape).astype(np.float32))
 
 
-def calibrate_bn(net, steps=20, batch=8, shape=(3, 32, 32)):
+def calibrate_bn(net, steps=2, batch=8, shape=(3, 32, 32)):
     """Put BN running statistics where training would (they move in the backward pass in
     MXNet 1.x). Untrained nets with the default statistics (mean 0, var 1) have activations
-    that grow with depth to ~1e5, where any change of summation order is amplified."""
+    that grow with depth to ~1e5, where any change of summation order is amplified. With
+    momentum 0 the running statistics are those of the last batch, so two steps do."""
     from mxnet import autograd
+    bns = []
+    net.apply(lambda b: bns.append(b) if isinstance(b, mx.gluon.nn.BatchNorm) else None)
+    saved = [b._kwargs['momentum'] for b in bns]
+    for b in bns:
+        b._kwargs['momentum'] = 0.0
+    net.hybridize(static_alloc=True, static_shape=True)
     for i in range(steps):
         with autograd.record(train_mode=True):
             out = net(random_input((batch,) + shape, seed=100 + i))
         out.backward()
+    mx.nd.waitall()
+    for b, m in zip(bns, saved):
+        b._kwargs['momentum'] = m
+    net.hybridize(static_alloc=True, static_shape=True)   # rebuild the graph with them
     return net
 
 

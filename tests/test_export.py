@@ -16,7 +16,8 @@ from common import calibrate_bn, init_net, random_input
 ROUND_TRIP = ['preresnet20', 'se_preresnet20', 'cmpe_se_preresnet20_double_fc',
               'cmpe_se_preresnet20_2x1', 'cmpe_se_preresnet20_1x1', 'cmpe_se_preresnet164_1x1',
               'se_wrn16_8', 'cmpe_se_wrn16_8_2x1', 'resnet20_cifar', 'se_resnet20_cifar',
-              'res_se_net20']
+              'res_se_net20', 'ini_wrn16_2_mix_5_d', 'ini_preresnet56_square_3_spa4',
+              'ini_preresnet56_simple_3', 'ini_allcnn_square_3']
 
 FRESH_PROCESS = r'''
 import json, sys
@@ -95,7 +96,9 @@ def test_load_exported_in_process(exported):
 
 
 @pytest.mark.parametrize('name', ['cmpe_se_preresnet20_1x1', 'cmpe_se_preresnet20_2x1',
-                                  'cmpe_se_preresnet20_double_fc', 'res_se_net20'])
+                                  'cmpe_se_preresnet20_double_fc', 'res_se_net20',
+                                  'ini_wrn16_2_mix_5_d', 'ini_preresnet56_square_3_spa4',
+                                  'ini_preresnet56_simple_3', 'ini_allcnn_square_3'])
 def test_onnx_export_runs_in_onnxruntime(exported, name, tmp_path):
     ort = pytest.importorskip('onnxruntime')
     x, results = exported

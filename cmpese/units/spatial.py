@@ -28,12 +28,13 @@ class SpatialAttention(HybridBlock):
             self.bn = nn.BatchNorm(in_channels=groups, prefix='bn_')
 
     def hybrid_forward(self, F, x):
-        tau = self.groups
-        grouped = F.reshape(x, shape=(0, -4, tau, -1, -2))              # (N, tau, C/tau, H, W)
-        desc = F.stack(F.mean(grouped, axis=2), F.max(grouped, axis=2), axis=2)  # (N,tau,2,H,W)
-        xi = F.sigmoid(self.bn(self.conv(F.reshape(desc, shape=(0, -3, -2)))))   # (N,tau,H,W)
-        out = F.broadcast_mul(grouped, F.expand_dims(xi, axis=2))
-        return F.reshape(out, shape=(0, -3, -2))
+        # split / concat rather than a 5-D reshape, so that the graph also converts to ONNX
+        groups = F.split(x, num_outputs=self.groups, axis=1) if self.groups > 1 else [x]
+        desc = F.concat(*[t for g in groups for t in (F.mean(g, axis=1, keepdims=True),
+                                                       F.max(g, axis=1, keepdims=True))], dim=1)
+        xi = F.sigmoid(self.bn(self.conv(desc)))                     # (N, tau, H, W)
+        maps = F.split(xi, num_outputs=self.groups, axis=1) if self.groups > 1 else [xi]
+        return F.concat(*[F.broadcast_mul(g, m) for g, m in zip(groups, maps)], dim=1)
 
     def __repr__(self):
         return 'SpatialAttention(channels=%d, maps=%d)' % (self.channels, self.groups)
