@@ -65,3 +65,30 @@ def unit_params(unit, c, t=T):
     return {None: 0, 'se': 2 * c * c // t, 'cmpe_se_double_fc': 4 * c * c // t,
             'cmpe_se_2x1': 2 * c * c // t + 2 * eps + 2 * eps,
             'cmpe_se_1x1': 3 * c * c // t + eps + 2 * eps}[unit]
+
+
+def unreached_parameters(net, size=32, batch=8, min_grad=0.0, skip=()):
+    """One hybridized NAG step on |random| images; names of the parameters that got no
+    gradient, or (with a gradient above ``min_grad``) were not moved by the step. Parameter
+    names ending in any of ``skip`` only need finite gradients."""
+    from mxnet import autograd, gluon
+    net.hybridize(static_alloc=True, static_shape=True)
+    x = random_input((batch, 3, size, size), seed=2).abs()
+    y = mx.nd.array(np.arange(batch) % 10)
+    params = {k: p for k, p in net.collect_params().items() if p.grad_req != 'null'}
+    before = {k: p.data().asnumpy().copy() for k, p in params.items()}
+    trainer = gluon.Trainer(net.collect_params(), 'nag', {'learning_rate': 0.1, 'momentum': 0.9})
+    with autograd.record():
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
+    loss.backward()
+    trainer.step(batch)
+    missing = []
+    for k, p in params.items():
+        g = np.abs(p.grad().asnumpy())
+        assert np.isfinite(g).all(), k
+        if k.endswith(tuple(skip)):
+            continue
+        if not g.sum() > 0 or (g.max() > min_grad and
+                               np.array_equal(p.data().asnumpy(), before[k])):
+            missing.append(k)
+    return missing

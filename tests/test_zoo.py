@@ -1,5 +1,4 @@
 """Model zoo: names, GluonCV registration, pretrained loading, errors."""
-import mxnet as mx
 import numpy as np
 import pytest
 

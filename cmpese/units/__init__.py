@@ -12,7 +12,7 @@ import re
 
 from .base import ExcitationUnit, reduced_channels
 from .competitive import DoubleFCUnit, PairViewUnit
-from .inner_imaging import GFILTER_SETS, MAX_SLENDER, InnerImagingUnit
+from .inner_imaging import MAX_SLENDER, InnerImagingUnit
 from .se import SEUnit
 from .spatial import SpatialAttention, SpatialThenChannel
 
