@@ -15,17 +15,19 @@ Families (``--families``):
 * ``wrn28_10``     our plain WRN-28-10 against GluonCV's ``cifar_wideresnet28_10``
                    (heavy, about 5 GFLOPs per image forward: run at ``--big-batch-size``).
 
-Fairness on a small, noisy machine: every model is built, hybridized and warmed up (the
-first calls build the cached graphs and are excluded), then the models are timed
-round-robin: ``for r in rounds: for m in models: time --steps steps``, starting each round
-at a different model, and the median over rounds is reported. Weights are initialised
-from a fixed seed and every model sees the same input batch and labels.
+Fairness on a small, noisy machine: every model of a family is built and hybridized and
+makes one untimed first call (which builds its cached graphs), then the family is timed
+round-robin, ``for r in rounds: for m in models: time --steps steps``, in a new seeded
+random order each round, after ``--warmup`` discarded rounds; training rounds come first,
+then inference rounds. The median over rounds is reported. Weights are initialised from a
+fixed seed and every model sees the same input batch and labels. Families run one after
+the other (``--interleave all`` mixes them, but needs more than 20 GB of memory).
 
 Ratios are time / time of the family's baseline (plain model; GluonCV for WRN-28-10), for
 inference the inverse ratio of throughputs, so 1.00 means "as fast" and larger is slower.
 
-    python benchmarks/bench_units.py                       # full run (~12 min on 2 cores)
-    python benchmarks/bench_units.py --quick               # smoke run (~2 min)
+    python benchmarks/bench_units.py                       # full run (~13 min on 2 cores)
+    python benchmarks/bench_units.py --quick               # smoke run (~1 min)
     python benchmarks/bench_units.py --families wrn16_8 --rounds 3 --json out.json
 
 Experiments (nothing in cmpese/ is modified; the unit modules are patched in memory for
@@ -33,17 +35,22 @@ this process only and the output is marked as such):
 
     --squeeze-impl adaptive     squeeze with contrib.AdaptiveAvgPooling2D(output_size=1)
     --scale-impl batch_dot      rescale with batch_dot of (N*C,1,1) by (N*C,1,H*W)
+    --relu-impl activation      trace F.relu as Activation(act_type='relu') (oneDNN eltwise)
     --env KEY=VALUE             set an environment variable before MXNet is imported
-    --profile MODEL             per-operator mx.profiler table of one training step of MODEL
+    --profile MODEL             mx.profiler per-operator table of one training step and one
+                                inference batch of MODEL (op bulking off), then exit
 """
 import argparse
+import gc
 import json
 import logging
 import math
 import os
 import platform
+import random
 import statistics
 import sys
+import tempfile
 import time
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,33 +82,41 @@ def parse_args(argv=None):
                    help='training steps timed per model per round (1)')
     p.add_argument('--infer-steps', type=int, default=2,
                    help='inference batches timed per model per round (2)')
-    p.add_argument('--warmup', type=int, default=2,
-                   help='untimed training steps and inference batches per model (2)')
-    p.add_argument('--interleave', choices=('all', 'family'), default='all',
-                   help="round-robin over all selected models at once (default), or one "
-                        "family after the other (less memory: only one family is alive)")
+    p.add_argument('--warmup', type=int, default=1,
+                   help='untimed interleaved rounds before the timed ones, after the first '
+                        'call of each model that builds its cached graphs (1)')
+    p.add_argument('--interleave', choices=('family', 'all'), default='family',
+                   help="round-robin within each family, one family after the other (default: "
+                        "only one family is in memory; ratios are within a family), or over "
+                        "all selected models at once (more than 20 GB of memory at the "
+                        "default batch sizes)")
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--lr', type=float, default=0.01)
     p.add_argument('--json', metavar='OUT.json', help='also save every figure to this file')
     p.add_argument('--quick', action='store_true',
-                   help='smoke run: batch 8 (WRN-28-10: 2), 2 rounds, 1 step, 1 warm-up')
+                   help='smoke run: defaults become batch 8 (WRN-28-10: 2), 2 rounds, 1 step, '
+                        '1 inference batch, no warm-up round (explicit flags still win)')
     p.add_argument('--no-inference', action='store_true', help='time training only')
     p.add_argument('--no-train', action='store_true', help='time inference only')
     p.add_argument('--squeeze-impl', choices=('package', 'adaptive', 'mean'),
                    default='package', help='EXPERIMENT: op used by the units to squeeze')
     p.add_argument('--scale-impl', choices=('package', 'batch_dot', 'broadcast_like'),
                    default='package', help='EXPERIMENT: op used by the units to rescale')
+    p.add_argument('--relu-impl', choices=('package', 'activation'), default='package',
+                   help="EXPERIMENT: 'activation' makes every F.relu traced into a hybridized "
+                        "graph an Activation(act_type='relu') (oneDNN eltwise), as GluonCV uses")
     p.add_argument('--env', action='append', default=[], metavar='KEY=VALUE',
                    help='EXPERIMENT: environment variable set before importing MXNet '
                         '(repeatable), e.g. OMP_NUM_THREADS=2')
     p.add_argument('--profile', metavar='MODEL',
-                   help='print mx.profiler per-operator totals of one training step of MODEL '
-                        '(a cmpese name or cifar_wideresnet28_10) and exit; disables op bulking')
+                   help='print mx.profiler per-operator totals of one training step and one '
+                        'inference batch of MODEL (a cmpese name or cifar_wideresnet28_10) and '
+                        'exit; disables op bulking')
     p.add_argument('-v', '--verbose', action='store_true')
+    if '--quick' in (sys.argv[1:] if argv is None else argv):
+        p.set_defaults(batch_size=8, big_batch_size=2, rounds=2, steps=1, infer_steps=1,
+                       warmup=0)
     args = p.parse_args(argv)
-    if args.quick:
-        args.batch_size, args.big_batch_size = 8, 2
-        args.rounds, args.steps, args.infer_steps, args.warmup = 2, 1, 1, 1
     fams = [f.strip() for f in args.families.split(',') if f.strip()]
     bad = [f for f in fams if f not in FAMILIES]
     if bad or not fams:
@@ -111,8 +126,8 @@ def parse_args(argv=None):
     for name in ('batch_size', 'big_batch_size', 'rounds', 'steps', 'infer_steps'):
         if getattr(args, name) < 1:
             p.error('--%s must be >= 1' % name.replace('_', '-'))
-    if args.warmup < 1:
-        p.error('--warmup must be >= 1 (the first call builds the cached graph)')
+    if args.warmup < 0:
+        p.error('--warmup must be >= 0')
     if args.no_inference and args.no_train:
         p.error('--no-inference and --no-train leave nothing to measure')
     for kv in args.env:
@@ -148,6 +163,17 @@ def patch_units(squeeze_impl, scale_impl):
             y = F.batch_dot(F.reshape(s, shape=(-1, 1, 1)), F.reshape(x, shape=(-3, 1, -1)))
             return F.reshape_like(y, x)
         se.scale = competitive.scale = scale
+
+
+def patch_relu(relu_impl):
+    """Hybridized graphs are traced with F = mx.symbol: make its ``relu`` an Activation."""
+    if relu_impl == 'package':
+        return
+    import mxnet as mx
+
+    def relu(data=None, name=None, attr=None, out=None, **kwargs):
+        return mx.sym.Activation(data, act_type='relu', name=name, attr=attr, **kwargs)
+    mx.sym.relu = mx.symbol.relu = relu
 
 
 # --------------------------------------------------------------------------- models
@@ -229,13 +255,13 @@ class Bench(object):
         mx.nd.waitall()
         return out
 
-    def warm_up(self, n, train, infer):
+    def first_call(self, train, infer):
+        """Untimed first training step / inference batch: builds the cached graphs."""
         t0 = time.perf_counter()
-        for _ in range(n):
-            if train:
-                self.train_step()
-            if infer:
-                self.infer_step()
+        if train:
+            self.train_step()
+        if infer:
+            self.infer_step()
         self.warmup_s = time.perf_counter() - t0
         # after the first forward, so that deferred shapes (GluonCV) are known
         self.params = sum(int(math.prod(p.shape)) for p in self.net.collect_params().values())
@@ -267,6 +293,11 @@ def spread(values):
         return 0.0
     med = statistics.median(values)
     return 100.0 * (max(values) - min(values)) / med if med else float('nan')
+
+
+def paired(times, base_times):
+    """Median over rounds of the per-round ratio (drift common to a round cancels)."""
+    return statistics.median(t / b for t, b in zip(times, base_times))
 
 
 def rss_mb():
@@ -301,6 +332,7 @@ def summarise(benches, args):
                 row.update(train_ms=1e3 * med, train_ms_min=1e3 * min(b.train_times),
                            train_spread_pct=spread(b.train_times),
                            train_ratio=med / bmed,
+                           train_paired_ratio=paired(b.train_times, base.train_times),
                            train_samples_ms=[1e3 * t for t in b.train_times])
             if b.infer_times:
                 med = statistics.median(b.infer_times)
@@ -308,6 +340,7 @@ def summarise(benches, args):
                 row.update(infer_img_s=b.batch / med, infer_ms=1e3 * med,
                            infer_spread_pct=spread(b.infer_times),
                            infer_ratio=med / bmed,
+                           infer_paired_ratio=paired(b.infer_times, base.infer_times),
                            infer_samples_ms=[1e3 * t for t in b.infer_times])
             for kind in ('train', 'infer'):
                 ratio = row.get(kind + '_ratio')
@@ -404,23 +437,27 @@ def _cpu_name():
 
 # --------------------------------------------------------------------------- profile
 def profile(args):
+    """mx.profiler per-operator totals of one training step and one inference batch."""
     import mxnet as mx
     spec = ('profile', args.profile, 'gluoncv' if args.profile.startswith('cifar_') else
             'cmpese', args.profile, args.batch_size, 'plain')
     data, label = make_batch(args.batch_size, args.seed)
     b = Bench(spec, data, label, args)
-    b.warm_up(args.warmup, True, False)
-    mx.profiler.set_config(profile_all=True, aggregate_stats=True,
-                           filename=os.devnull if os.name != 'nt' else 'profile.json')
-    mx.profiler.set_state('run')
-    t0 = time.perf_counter()
-    b.train_step()
-    dt = time.perf_counter() - t0
-    mx.profiler.set_state('stop')
-    table = mx.profiler.dumps(reset=True, format='table', sort_by='total', ascending=False)
-    print('one training step of %s, batch %d: %.1f ms (profiled, op bulking off)'
-          % (args.profile, args.batch_size, 1e3 * dt))
-    print(table[table.find('operator'):])
+    for kind, step in (('training step', b.train_step), ('inference batch', b.infer_step)):
+        for _ in range(1 + args.warmup):
+            step()
+        mx.profiler.set_config(profile_all=True, aggregate_stats=True,
+                               filename=os.path.join(tempfile.gettempdir(),
+                                                     'bench_units_profile.json'))
+        mx.profiler.set_state('run')
+        t0 = time.perf_counter()
+        step()
+        dt = time.perf_counter() - t0
+        mx.profiler.set_state('stop')
+        table = mx.profiler.dumps(reset=True, format='table', sort_by='total', ascending=False)
+        print('\none %s of %s, batch %d: %.1f ms (profiled, op bulking off)'
+              % (kind, args.profile, args.batch_size, 1e3 * dt))
+        print(table[table.find('operator'):].rstrip())
 
 
 def make_batch(batch, seed):
@@ -433,18 +470,32 @@ def make_batch(batch, seed):
 
 
 # --------------------------------------------------------------------------- main
-def run_rounds(benches, args, train, infer):
-    """for r in rounds: for m in models: time m; each round starts at another model."""
-    n = len(benches)
-    for r in range(args.rounds):
+def run_rounds(benches, args, kind):
+    """for r in rounds: for m in models: time m (``kind`` 'train' or 'infer').
+
+    The first --warmup rounds are discarded. Each round visits the models in a new (seeded)
+    random order, so that no model always follows the same neighbour or opens the round.
+    Training and inference are timed in separate phases: with oneDNN, a predict-mode call
+    reorders the convolution weights into a blocked layout that the next training step
+    reorders back, a per-switch cost that alternating the two would add to every step.
+    """
+    rng = random.Random('%s-%s' % (args.seed, kind))
+    for r in range(-args.warmup, args.rounds):
         t0 = time.perf_counter()
-        order = benches[r % n:] + benches[:r % n]
+        order = list(benches)
+        rng.shuffle(order)
         for b in order:
-            if train:
+            if kind == 'train':
                 b.time_train(args.steps)
-            if infer:
+            else:
                 b.time_infer(args.infer_steps)
-        log.info('round %d/%d done in %.0fs', r + 1, args.rounds, time.perf_counter() - t0)
+        if r < 0:
+            for b in benches:  # warm-up round: forget its times
+                del (b.train_times if kind == 'train' else b.infer_times)[:]
+        log.info('%s: %s %d/%d done in %.0fs', 'training' if kind == 'train' else 'inference',
+                 'warm-up round' if r < 0 else 'round',
+                 r + 1 + (args.warmup if r < 0 else 0), args.warmup if r < 0 else args.rounds,
+                 time.perf_counter() - t0)
         for b in benches:
             log.debug('  %-32s train %s  infer %s', b.label,
                       ' '.join('%.0f' % (1e3 * t) for t in b.train_times),
@@ -467,9 +518,10 @@ def main(argv=None):
     import mxnet as mx  # noqa: F401  (after --env)
     import cmpese  # noqa: F401  (registers our names into gluoncv too)
 
-    patched = args.squeeze_impl != 'package' or args.scale_impl != 'package'
+    patched = (args.squeeze_impl, args.scale_impl, args.relu_impl) != ('package',) * 3
     if patched:
         patch_units(args.squeeze_impl, args.scale_impl)
+        patch_relu(args.relu_impl)
     if args.profile:
         profile(args)
         return 0
@@ -482,8 +534,8 @@ def main(argv=None):
              ', '.join(env['mxnet_features']), env['gluoncv'], env['cpu'], env['cpus'],
              env['env'] or '{}')
     if patched:
-        log.info('EXPERIMENT: units patched in memory: squeeze=%s scale=%s',
-                 args.squeeze_impl, args.scale_impl)
+        log.info('EXPERIMENT: patched in memory: squeeze=%s scale=%s relu=%s',
+                 args.squeeze_impl, args.scale_impl, args.relu_impl)
 
     specs = model_specs(args)
     groups = [specs] if args.interleave == 'all' else \
@@ -493,19 +545,22 @@ def main(argv=None):
         members = []
         for spec in group:
             b = Bench(spec, data, label, args)
-            b.warm_up(args.warmup, train, infer)
-            log.info('built %-32s batch %2d  %6.2fM params  build %.1fs  warm-up %.1fs  '
+            b.first_call(train, infer)
+            log.info('built %-32s batch %2d  %6.2fM params  build %.1fs  first call %.1fs  '
                      'max RSS %.0f MB', b.label, b.batch, b.params / 1e6, b.build_s,
                      b.warmup_s, rss_mb())
             members.append(b)
         if not benches:
             log.info('optimizer: %s, momentum 0.9, lr %g, wd 5e-4', members[0].optimizer,
                      args.lr)
-        run_rounds(members, args, train, infer)
+        for kind, wanted in (('train', train), ('infer', infer)):
+            if wanted:
+                run_rounds(members, args, kind)
+        log.info('done: %s; max RSS so far %.0f MB', ', '.join(b.label for b in members),
+                 rss_mb())
         if args.interleave == 'family':
             for b in members:
                 b.release()
-            import gc
             gc.collect()
         benches.extend(members)
 
@@ -517,11 +572,12 @@ def main(argv=None):
     total = time.perf_counter() - t_start
 
     print()
-    print('Recalibration unit cost: median of %d interleaved rounds (%s); training: %d step(s) per '
-          'round, %s; inference: %d batch(es) per round, predict mode; %d warm-up step(s) '
-          'excluded.' % (args.rounds, 'all models' if args.interleave == 'all' else
-                         'within each family', args.steps, benches[0].optimizer, args.infer_steps,
-                         args.warmup))
+    print('Recalibration unit cost: median of %d interleaved rounds (%s, shuffled order), '
+          'training rounds then inference rounds; training: %d step(s) per round, %s; '
+          'inference: %d batch(es) per round, predict mode; first call and %d warm-up '
+          'round(s) excluded.'
+          % (args.rounds, 'all models' if args.interleave == 'all' else 'within each family',
+             args.steps, benches[0].optimizer, args.infer_steps, args.warmup))
     print('Batch %d for WRN-16-8 / ResNet-164; batch %d for WRN-28-10 (heavy). ratio = '
           'time / baseline time (inference: baseline img/s / img/s); spread = (max-min)/median '
           'over rounds.' % (args.batch_size, args.big_batch_size))
@@ -530,8 +586,8 @@ def main(argv=None):
         env['cpus'], env['python'],
         (', env ' + ' '.join('%s=%s' % kv for kv in env['env'].items())) if env['env'] else ''))
     if patched:
-        print('EXPERIMENT: units patched in memory: squeeze=%s scale=%s (cmpese/ unchanged)'
-              % (args.squeeze_impl, args.scale_impl))
+        print('EXPERIMENT: patched in memory: squeeze=%s scale=%s relu=%s (cmpese/ unchanged)'
+              % (args.squeeze_impl, args.scale_impl, args.relu_impl))
     print()
     print(format_table(rows, args))
     print()
