@@ -84,7 +84,7 @@ def _ini_unit_params(c, total_rows_cols, shapes, aggregate, t=T):
     return gfilters + (c // t) * n * m + c * (c // t)
 
 
-MIX_5_D = [(1, 1, 1), (1, 5, 1), (3, 3, 1), (5, 1, 1), (5, 5, 1), (5, 5, 2)]
+MIX_5_D = [(1, 1, 1), (1, 5, 1), (3, 3, 1), (5, 1, 1), (5, 5, 1), (3, 3, 2)]
 
 
 @pytest.mark.parametrize('aggregate', ['concat', 'overlay'])

@@ -67,7 +67,7 @@ INI_PARAMS = [
     ('ini_preresnet110_simple_1', '1.75', 'InI Table II', 'both'),
     ('ini_preresnet110_simple_3', '1.77', 'InI Table II', 'concat'),
     ('ini_preresnet110_square_3', '1.77', 'InI Table II', 'concat'),
-    ('ini_preresnet110_square_3_d', '1.77', 'InI Table II', 'concat'),
+    ('ini_preresnet110_square_3_d', '1.77', 'InI Table II', 'both'),
     ('ini_preresnet164_square_1_nojoint', '1.88', 'InI Table II', 'both'),
     ('ini_preresnet164_simple_1', '1.95', 'InI Table II', 'neither'),
     ('ini_preresnet164_simple_3', '2.02', 'InI Tables II and IV', 'overlay'),

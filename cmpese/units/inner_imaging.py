@@ -41,7 +41,9 @@ GFILTER_SETS = {
     'simple_1': [(2, 1, 1)],
     'simple_3': [(1, 1, 1), (2, 1, 1), (2, 2, 1)],
 }
-DILATED = (5, 5, 2)   # the "-d" G-filter: 5x5 receptive field... dilated at rate 2
+# the "-d" G-filter (Sec. V-C): "5x5 receptive field, dilated rate = 2", i.e. a 3x3 kernel
+# with dilation 2 (Table I writes it "(5 x 5, s=2)")
+DILATED = (3, 3, 2)
 MAX_SLENDER = 9       # horizon-n / vertical-n accepted for n = 1 .. 9
 
 
