@@ -13,6 +13,21 @@ def conv1x1(channels, stride, in_channels, prefix=None):
                      in_channels=in_channels, prefix=prefix)
 
 
+def residual_layers(channels, stride, bottleneck, where, inner=None):
+    """The (kernel, width, stride) convolutions of a residual branch: 3x3 - 3x3, or the
+    bottleneck 1x1 - 3x3 - 1x1 (stride on the 3x3) whose inner width is ``inner`` (default
+    channels / 4, which must then be whole)."""
+    if not bottleneck:
+        width = inner or channels
+        return [(3, width, stride), (3, channels, 1)]
+    if inner is None:
+        if channels % 4:
+            raise ValueError('%s: a bottleneck block needs channels divisible by 4, got %d'
+                             % (where, channels))
+        inner = channels // 4
+    return [(1, inner, 1), (3, inner, stride), (1, channels, 1)]
+
+
 def make_stages(block, stage_channels, stage_blocks, in_channels, strides, **block_kwargs):
     """Stack ``block(in_channels, channels, stride, where=..., **block_kwargs)`` into stages.
 

@@ -16,7 +16,8 @@ from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
 from ..units import make_unit
-from .common import ClassifierNet, FusionBarrier, check_depth, conv1x1, make_stages
+from .common import (ClassifierNet, FusionBarrier, check_depth, conv1x1, make_stages,
+                     residual_layers)
 
 __all__ = ['PreActBlock', 'PreActCIFARNet', 'get_preresnet']
 
@@ -45,14 +46,7 @@ class PreActBlock(HybridBlock):
     def __init__(self, in_channels, channels, stride=1, bottleneck=False, unit=None,
                  unit_kwargs=None, unit_hints=None, drop_rate=0.0, where=None, **kwargs):
         super(PreActBlock, self).__init__(**kwargs)
-        if bottleneck:
-            if channels % 4:
-                raise ValueError('%s: a bottleneck block needs channels divisible by 4, got %d'
-                                 % (where or 'PreActBlock', channels))
-            mid = channels // 4
-            layers = [(1, mid, 1), (3, mid, stride), (1, channels, 1)]
-        else:
-            layers = [(3, channels, stride), (3, channels, 1)]
+        layers = residual_layers(channels, stride, bottleneck, where or 'PreActBlock')
         self._drop_rate = drop_rate
         self._num_layers = len(layers)
         with self.name_scope():

@@ -44,7 +44,7 @@ from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
 from ..units import make_unit
-from .common import ClassifierNet, check_depth
+from .common import ClassifierNet, check_depth, residual_layers
 
 __all__ = ['PyramidBlock', 'PyramidNet', 'get_pyramidnet', 'pyramid_widths']
 
@@ -87,10 +87,8 @@ class PyramidBlock(HybridBlock):
             raise ValueError('%s: a PyramidNet block cannot narrow %d channels to %d (the '
                              'zero-padded shortcut only widens)'
                              % (where or 'PyramidBlock', in_channels, channels))
-        if bottleneck:
-            layers = [(1, width, 1), (3, width, stride), (1, channels, 1)]
-        else:
-            layers = [(3, width, stride), (3, width, 1)]
+        layers = residual_layers(channels, stride, bottleneck, where or 'PyramidBlock',
+                                 inner=width)
         self.in_channels, self.channels, self.width = in_channels, channels, width
         self._pad = channels - in_channels
         with self.name_scope():

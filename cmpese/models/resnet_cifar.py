@@ -20,7 +20,8 @@ from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
 from ..units import make_unit
-from .common import ClassifierNet, check_depth, conv1x1, conv3x3, make_stages
+from .common import (ClassifierNet, check_depth, conv1x1, conv3x3, make_stages,
+                     residual_layers)
 
 __all__ = ['PostActBlock', 'BasicBlock', 'ResNetCIFAR', 'get_resnet_cifar']
 
@@ -51,14 +52,7 @@ class PostActBlock(HybridBlock):
                  bridge_unit=None, unit_kwargs=None, unit_hints=None, where=None, **kwargs):
         super(PostActBlock, self).__init__(**kwargs)
         unit_kwargs = unit_kwargs or {}
-        if bottleneck:
-            if channels % 4:
-                raise ValueError('%s: a bottleneck block needs channels divisible by 4, got %d'
-                                 % (where or 'PostActBlock', channels))
-            mid = channels // 4
-            layers = [(1, mid, 1), (3, mid, stride), (1, channels, 1)]
-        else:
-            layers = [(3, channels, stride), (3, channels, 1)]
+        layers = residual_layers(channels, stride, bottleneck, where or 'PostActBlock')
         self._num_layers = len(layers)
         with self.name_scope():
             self.body = nn.HybridSequential(prefix='')
