@@ -4,7 +4,8 @@ Names are the papers' in lower case, the unit first and the variant last
 (``cmpe_se_wrn28_10_1x1``); ``classes=`` is a keyword. Other depths and widths are built
 by the family builders: :func:`cmpese.models.get_wrn`, :func:`get_preresnet`,
 :func:`get_resnet_cifar`, and :func:`get_model` also parses WRN and pre-act ResNet names of
-any valid depth and width (``cmpe_se_wrn16_4_1x1``, ``se_preresnet56``).
+any valid depth and width (``cmpe_se_wrn16_4_1x1``, ``se_preresnet56``) and InI names of
+any Table I set (``ini_wrn16_4_mix_3``, ``ini_pyramidnet272_a200_square_5``).
 """
 import difflib
 import functools
@@ -88,6 +89,10 @@ INI_TABLE_SETS = {
                      'square_3_d', 'mix_5', 'mix_5_d'),
 }
 
+# InI Table IV's PyramidNet rows; 60 of PyramidNet-272's 90 block widths are not multiples of
+# 16, so these use rounding='floor' (cmpese.models.pyramidnet, docs/inner_imaging.md).
+INI_PYRAMIDNET_SETS = ('square_3', 'mix_5', 'mix_5_d')
+
 
 def _register_other_families():
     """All-CNN, PyramidNet-272 (alpha 200) and the ImageNet ResNets (InI Tables II, IV, V;
@@ -100,6 +105,12 @@ def _register_other_families():
                        'InI-All-CNN-%s (non-joint: no identity flow).' % gset.replace('_', '-'))
     register_model('pyramidnet272_a200', functools.partial(get_pyramidnet, 272, 200),
                    'PyramidNet-272, alpha 200, bottleneck (Han, Kim and Kim).')
+    for gset in INI_PYRAMIDNET_SETS:
+        name = 'ini_pyramidnet272_a200_%s' % gset
+        register_model(name, _parse_name(name),
+                       'InI-PyramidNet-272-%s (InI Table IV), alpha 200; widths that t = 16 does '
+                       'not divide use floor(C/16) and a zero-padded fold (rounding=\'floor\').'
+                       % gset.replace('_', '-'))
     for depth in (50, 101):
         build = functools.partial(get_resnet_imagenet, depth)
         register_model('resnet%d' % depth, build, 'ResNet-%d for ImageNet (v1).' % depth)
@@ -133,7 +144,8 @@ _NAME_PATTERN = re.compile(
 
 
 _INI_PATTERN = re.compile(
-    r'^ini_(?:(?P<wrn>wrn(?P<wd>\d+)_(?P<wk>\d+))|(?P<pre>preresnet(?P<pd>\d+)))_(?P<gset>.+)$')
+    r'^ini_(?:(?P<wrn>wrn(?P<wd>\d+)_(?P<wk>\d+))|(?P<pre>preresnet(?P<pd>\d+))'
+    r'|(?P<pyr>pyramidnet(?P<yd>\d+)_a(?P<ya>\d+)))_(?P<gset>.+)$')
 
 
 def _parse_name(name):
@@ -149,6 +161,9 @@ def _parse_name(name):
             return None
         if m.group('wrn'):
             return functools.partial(get_wrn, int(m.group('wd')), int(m.group('wk')), unit=unit)
+        if m.group('pyr'):
+            return functools.partial(get_pyramidnet, int(m.group('yd')), int(m.group('ya')),
+                                     unit=unit, rounding='floor')
         return functools.partial(get_preresnet, int(m.group('pd')), unit=unit)
     m = _NAME_PATTERN.match(name)
     if m is None or (m.group('unit') == 'cmpe_se_') != bool(m.group('mode')):

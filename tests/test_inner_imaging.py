@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from cmpese.units import InnerImagingUnit, get_unit, make_unit
-from cmpese.units.inner_imaging import fold_shape, parse_gset
+from cmpese.units.inner_imaging import fold_shape, padded_fold, parse_gset
 
 BN_EPS = 1e-5
 
@@ -182,3 +182,67 @@ def test_spa_variants_compose_spatial_then_channel():
         get_unit('se_spa3', 64)
     with pytest.raises(ValueError, match=r"unknown recalibration unit 'ini_mix_9_spa'"):
         get_unit('ini_mix_9_spa', 64)
+
+
+# ------------------------------------------------------- widths t does not divide (PyramidNet)
+
+def test_widths_t_does_not_divide_are_refused_unless_rounding_floor():
+    # PyramidNet-272's first block: C = 72, t = 16
+    with pytest.raises(ValueError, match=r"stage1 block1: .*72 channels are not divisible by "
+                                         r"the reduction ratio t=16.*rounding='floor' for "
+                                         r"floor\(C/t\) = 4"):
+        make_unit('ini_mix_5_d', 72, where='stage1 block1', hints={'ini_map': ('cols', 16)})
+    unit = get_unit('ini_mix_5_d', 72, ini_map=('cols', 16), rounding='floor')
+    # floor(72/16) = 4 G-filters per shape and FC neurons; 2 x ceil(72/16) = 10 rows of 16,
+    # each flow padded with 5 x 16 - 72 = 8 zero signals
+    assert unit.hidden == 4 and unit.convs[0].weight.shape == (4, 1, 1, 1)
+    assert unit.map_shape == (10, 16) and unit.pad == 8
+    assert unit.fc1.weight.shape == (4, 10 * (16 + 12 + 14 + 16 + 12 + 12))
+    assert unit.fc2.weight.shape == (72, 4)
+    assert 'eps=4' in repr(unit) and '8 zeros per flow' in repr(unit)
+    with pytest.raises(ValueError, match='rounding must be one of exact, floor'):
+        get_unit('ini_mix_5_d', 72, rounding='ceil')
+
+
+def test_rounding_floor_changes_nothing_when_t_divides_c():
+    for name, rule in (('ini_mix_5_d', ('cols', 16)), ('ini_square_3_nojoint', ('cols', 16)),
+                       ('ini_square_1_nojoint', ('rows', 8))):
+        exact = get_unit(name, 96, ini_map=rule)
+        floor = get_unit(name, 96, ini_map=rule, rounding='floor')
+        assert (floor.map_shape, floor.pad, floor.group_shape, floor.hidden) == \
+            (exact.map_shape, 0, exact.group_shape, exact.hidden)
+        assert sorted(p.shape for p in floor.collect_params().values()) == \
+            sorted(p.shape for p in exact.collect_params().values())
+
+
+def test_padded_fold_T_alt_puts_the_zeros_at_the_end_of_each_flow():
+    u = list(range(1, 11))                  # C = 10 residual signals
+    x = [10 * v for v in u]                 # identity signals
+    unit = InnerImagingUnit(10, reduction=4, gset='horizon_1', ini_map=('cols', 4),
+                            rounding='floor')
+    unit.initialize()
+    assert unit.hidden == 2 and unit.map_shape == (6, 4) and unit.pad == 2
+    v = unit.inner_image(mx.nd, _signals(u), _signals(x)).asnumpy()
+    np.testing.assert_array_equal(v[0, 0], [[10, 20, 30, 40], [1, 2, 3, 4],
+                                            [50, 60, 70, 80], [5, 6, 7, 8],
+                                            [90, 100, 0, 0], [9, 10, 0, 0]])
+    # T (one flow) and the ('rows', n) rule: 3 rows of ceil(10 / 3) = 4
+    alone = InnerImagingUnit(10, reduction=4, gset='horizon_1', joint=False,
+                             ini_map=('rows', 3), rounding='floor')
+    alone.initialize()
+    v = alone.inner_image(mx.nd, _signals(u)).asnumpy()
+    np.testing.assert_array_equal(v[0, 0], [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 0, 0]])
+    assert padded_fold(72, 2, ('cols', 16)) == (10, 16, 8)
+    assert padded_fold(64, 2, ('cols', 16)) == (8, 16, 0)
+    with pytest.raises(ValueError, match='zero-padded fold needs'):
+        padded_fold(72, 2, ('rows', 3))
+
+
+def test_padded_unit_hybridizes_and_matches_imperative():
+    rng = np.random.RandomState(1)
+    res, idt = (mx.nd.array(rng.normal(size=(4, 72, 3, 3))) for _ in range(2))
+    unit = get_unit('ini_mix_5_d_spa4', 72, ini_map=('cols', 16), rounding='floor')
+    unit.initialize(mx.init.Normal(0.5))
+    a = unit(res, idt).asnumpy()
+    unit.hybridize(static_alloc=True, static_shape=True)
+    np.testing.assert_allclose(unit(res, idt).asnumpy(), a, rtol=1e-5, atol=1e-6)

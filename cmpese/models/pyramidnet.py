@@ -34,9 +34,15 @@ Units and odd widths: units need C divisible by t, and PyramidNet widths are not
 of 4 (alpha = 200, depth 272: widths 18, 20, 23, ..., 216, block outputs 72 ... 864). With
 t = 16, 60 of the 90 blocks are refused (the error names the first, stage1 block1, 72
 channels); t = 4 divides every bottleneck output. Likewise InI's fold into 16 columns gives
-joint maps of 2C / 16 = width / 2 rows, odd for odd widths (stage1 block1: 9 x 16), which
-T_alt refuses. The papers do not say how their units round C/t on PyramidNet; such a rule
-belongs to the units (:mod:`cmpese.units`), which this backbone leaves as they are.
+joint maps of 2C / 16 = width / 2 rows, odd or fractional for 60 blocks (stage1 block1: 9 x 16).
+The InI paper does not say how its units round on PyramidNet, so the rule is an explicit
+option, ``get_pyramidnet(..., rounding='floor')``, which the zoo's ``ini_pyramidnet272_a200_*``
+entries use: InI units then take floor(C/t) G-filters and FC neurons, which is what the
+authors' Python 2 code computes for ``channels / 16`` (their published CMPE-SE blocks build
+``nn.Dense(channels / net_se_ratio)``), and zero-pad each flow's C signals to whole rows of 16,
+so the joint map is 2 ceil(C/16) x 16 (stage1 block1: C = 72, 4 neurons, a 10 x 16 map with 8
+zeros per flow), as the block's shortcut zero-pads its missing channels. SE and CMPE-SE units
+keep refusing such widths (their width rule lives in :mod:`cmpese.units.base`).
 """
 from fractions import Fraction
 
@@ -163,7 +169,7 @@ class PyramidNet(ClassifierNet):
 
 
 def get_pyramidnet(depth, alpha, unit=None, classes=10, bottleneck=True, reduction=16,
-                   unit_kwargs=None, **kwargs):
+                   unit_kwargs=None, rounding=None, **kwargs):
     """PyramidNet-``depth`` with widening factor ``alpha`` for CIFAR (Han, Kim and Kim 2017).
 
     ``get_pyramidnet(272, 200)`` is the InI paper's PyramidNet-272 (Table IV, 26.0M);
@@ -180,8 +186,12 @@ def get_pyramidnet(depth, alpha, unit=None, classes=10, bottleneck=True, reducti
         'se', 'cmpe_se_double_fc', 'cmpe_se_2x1', 'cmpe_se_1x1', 'ini_mix_5_d', ... or None.
     bottleneck : bool, default True
     reduction : int, default 16
-        The units' reduction ratio t; it must divide every block's output channels (see the
-        module docstring).
+        The units' reduction ratio t; it must divide every block's output channels unless
+        ``rounding`` says otherwise (see the module docstring).
+    rounding : None or 'floor'
+        None: every unit refuses widths t does not divide. 'floor': Inner-Imaging units use
+        floor(C/t) G-filters and neurons and a zero-padded fold (module docstring); other
+        units do not take the option.
     """
     if bottleneck:
         check_depth(depth, 'PyramidNet (bottleneck)', isinstance(depth, int) and depth >= 11
@@ -196,6 +206,15 @@ def get_pyramidnet(depth, alpha, unit=None, classes=10, bottleneck=True, reducti
                          % (alpha,))
     widths = pyramid_widths(3 * n, alpha)
     unit_kwargs = dict(unit_kwargs or {}, reduction=reduction)
+    if rounding is not None:
+        if rounding != 'floor':
+            raise ValueError("PyramidNet rounding must be None or 'floor', got %r" % (rounding,))
+        if isinstance(unit, str) and not unit.startswith('ini_'):
+            raise ValueError("rounding='floor' is an option of the Inner-Imaging units (ini_*); "
+                             "%r needs the reduction ratio t=%d to divide every block's output "
+                             "channels" % (unit, reduction))
+        if unit is not None:
+            unit_kwargs.setdefault('rounding', rounding)
     # InI folds the 2C joint signals of these blocks into maps of 16 columns (n = 2C/16)
     return PyramidNet([widths[:n], widths[n:2 * n], widths[2 * n:]], bottleneck=bottleneck,
                       classes=classes, unit=unit, unit_kwargs=unit_kwargs,

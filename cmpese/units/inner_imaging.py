@@ -16,14 +16,25 @@ FC(C/t) - ReLU - FC(C) - sigmoid:
   reading). 'overlay' instead zero-fills every result to the largest one and averages them
   element-wise, C^g = max rows x max columns; docs/inner_imaging.md shows that the papers'
   parameter counts come from this reading.
+
+Widths that t does not divide (PyramidNet, Sec. V-B gives no rule): by default the unit refuses
+them, like every unit. ``rounding='floor'`` instead uses floor(C/t) (at least 1) FC neurons and
+G-filters, which is what the authors' Python 2 MXNet code computes for ``channels / 16``, and
+zero-pads each flow's signals to a whole number of map rows (n = 2 ceil(C/16), m = 16 for the
+joint fold), as PyramidNet's shortcut zero-pads its missing channels.
 """
+import math
 import re
 
 from mxnet.gluon import nn
+from mxnet.gluon.block import HybridBlock
 
-from .base import ExcitationUnit, check_choice, reduced_channels, scale, squeeze
+from .base import GATES, ExcitationUnit, check_choice, reduced_channels, scale, squeeze
 
-__all__ = ['InnerImagingUnit', 'GFILTER_SETS', 'parse_gset', 'fold_shape']
+__all__ = ['InnerImagingUnit', 'GFILTER_SETS', 'ROUNDINGS', 'parse_gset', 'fold_shape',
+           'padded_fold', 'rounded_channels']
+
+ROUNDINGS = ('exact', 'floor')
 
 # Table I; each entry is (rows, cols, dilation)
 _SQUARE = [(1, 1, 1), (2, 2, 1), (3, 3, 1), (4, 4, 1), (5, 5, 1)]
@@ -93,6 +104,44 @@ def fold_shape(total, channels, rule):
     return rows, cols
 
 
+def rounded_channels(channels, reduction, rounding='exact', what='unit'):
+    """eps = C/t G-filters and FC neurons: exact (t must divide C, the error otherwise names
+    the option) or ``'floor'``: max(1, C // t)."""
+    check_choice(rounding, ROUNDINGS, 'rounding')
+    if rounding == 'floor' and isinstance(channels, int) and isinstance(reduction, int) \
+            and channels > 0 and reduction > 0:
+        return max(1, channels // reduction)
+    try:
+        return reduced_channels(channels, reduction, what)
+    except ValueError as err:
+        if isinstance(channels, int) and isinstance(reduction, int) and channels > 0 \
+                and reduction > 0:
+            raise ValueError("%s Or pass rounding='floor' for floor(C/t) = %d neurons and "
+                             "G-filters and a zero-padded fold (docs/inner_imaging.md)."
+                             % (err, max(1, channels // reduction))) from None
+        raise
+
+
+def padded_fold(channels, flows, rule):
+    """(rows, cols, pad) of a fold that zero-pads each of the ``flows`` signal vectors (1: T;
+    2: T_alt) of C signals by ``pad`` zeros to fill whole rows.
+
+    ``rule`` ('cols', m): ceil(C/m) rows of m per flow (PyramidNet: n = 2 ceil(C/16), m = 16);
+    ('rows', n): n / flows rows per flow of ceil(C / (n / flows)) columns. With C divisible,
+    this is :func:`fold_shape` with pad = 0.
+    """
+    kind, value = rule
+    if kind == 'cols' and value > 0:
+        per_flow, cols = int(math.ceil(channels / float(value))), value
+    elif kind == 'rows' and value > 0 and value % flows == 0:
+        per_flow = value // flows
+        cols = int(math.ceil(channels / float(per_flow)))
+    else:
+        raise ValueError('a zero-padded fold needs the rule (\'cols\', m) or (\'rows\', n) '
+                         'with n divisible by %d, got %r' % (flows, rule))
+    return per_flow * flows, cols, per_flow * cols - channels
+
+
 class InnerImagingUnit(ExcitationUnit):
     """Inner-Imaging channel attention for C channels.
 
@@ -113,25 +162,34 @@ class InnerImagingUnit(ExcitationUnit):
         The backbone's map rule, see :func:`fold_shape`.
     aggregate : {'concat', 'overlay'}
         How the results of several G-filter shapes are combined (module docstring).
+    rounding : {'exact', 'floor'}, default 'exact'
+        'exact' refuses C not divisible by t (and a fold that does not fill the map);
+        'floor' uses max(1, C // t) neurons and G-filters and, for the ('cols', m) and
+        ('rows', n) map rules, zero-pads each flow to whole rows (module docstring).
     where : str, optional
         Layer name for error messages.
     """
 
     def __init__(self, channels, reduction=16, gset='mix_5_d', joint=True, map_shape=None,
                  ini_map=('cols', 16), aggregate='concat', gate='sigmoid', use_bias=False,
-                 where=None, **kwargs):
+                 rounding='exact', where=None, **kwargs):
         what = '%s: InI %s' % (where, gset) if where else 'InI %s' % gset
-        eps = reduced_channels(channels, reduction, what)
+        eps = rounded_channels(channels, reduction, rounding, what)
         shapes, simple = parse_gset(gset)
         check_choice(aggregate, ('concat', 'overlay'), 'aggregate')
+        check_choice(gate, GATES, 'gate')
         if simple and not joint:
             raise ValueError('%s: the simple sets scan the stacked residual and identity '
                              'signals and need joint=True' % what)
+        rule = map_shape or ini_map
+        pad = 0
         if simple:
             rows, cols = 2, channels
+        elif rounding == 'floor' and map_shape is None and rule[0] in ('cols', 'rows'):
+            rows, cols, pad = padded_fold(channels, 2 if joint else 1, rule)
         else:
             total = 2 * channels if joint else channels
-            rows, cols = fold_shape(total, channels, map_shape or ini_map)
+            rows, cols = fold_shape(total, channels, rule)
             if joint and rows % 2:
                 raise ValueError('%s: the alternating fold T_alt pairs identity and residual '
                                  'rows and needs an even row count, got a %dx%d map'
@@ -145,9 +203,17 @@ class InnerImagingUnit(ExcitationUnit):
         outs = [(rows - (a - 1) * d, cols - (b - 1) * d) for a, b, d in kept]
         out_rows = max(r for r, _ in outs)
         out_cols = sum(c for _, c in outs) if aggregate == 'concat' else max(c for _, c in outs)
-        super(InnerImagingUnit, self).__init__(channels, reduction, in_units=out_rows * out_cols,
-                                               gate=gate, use_bias=use_bias, **kwargs)
+        # ExcitationUnit's layers, built here because eps may be rounded (``rounding``): the
+        # same names (fc1_, fc2_, gate_) and order as ExcitationUnit.__init__ gives them
+        HybridBlock.__init__(self, **kwargs)
+        self.channels, self.reduction, self.hidden = channels, reduction, eps
+        with self.name_scope():
+            self.fc1 = nn.Dense(eps, in_units=out_rows * out_cols, use_bias=use_bias,
+                                prefix='fc1_')
+            self.fc2 = nn.Dense(channels, in_units=eps, use_bias=use_bias, prefix='fc2_')
+            self.gate = nn.Activation(gate, prefix='gate_')
         self.gset, self.joint, self.simple, self.aggregate = gset, joint, simple, aggregate
+        self.rounding, self.pad = rounding, pad
         self.map_shape = (rows, cols)
         self.gfilters = kept
         self.dropped = [s for s in shapes if s not in kept]
@@ -164,16 +230,24 @@ class InnerImagingUnit(ExcitationUnit):
     def inner_image(self, F, residual, identity=None):
         """The inner-imaged map (N, 1, rows, cols) of eq. 4, 19 or 24."""
         rows, cols = self.map_shape
-        u = F.reshape(squeeze(F, residual), shape=(0, -1))
+        u = self._signals(F, residual)
         if not self.joint:
             return F.reshape(u, shape=(0, 1, rows, cols))                         # T, eq. 4
-        x = F.reshape(squeeze(F, identity), shape=(0, -1))
+        x = self._signals(F, identity)
         if self.simple:                                                            # eq. 19
             return F.reshape(F.stack(u, x, axis=1), shape=(0, 1, 2, -1))
         # T_alt, eq. 24: identity row, residual row, identity row, ... each of `cols` signals
         pairs = F.stack(F.reshape(x, shape=(0, -1, cols)), F.reshape(u, shape=(0, -1, cols)),
                         axis=2)
         return F.reshape(pairs, shape=(0, 1, rows, cols))
+
+    def _signals(self, F, flow):
+        """Squeezed signals (N, C), zero-padded to (N, C + pad) when the fold is padded."""
+        if not self.pad:
+            return F.reshape(squeeze(F, flow), shape=(0, -1))
+        v = F.pad(F.reshape(squeeze(F, flow), shape=(0, 1, 1, -1)), mode='constant',
+                  constant_value=0, pad_width=(0, 0, 0, 0, 0, 0, 0, self.pad))
+        return F.reshape(v, shape=(0, -1))
 
     def group_signals(self, F, v):
         """Eq. 5-12: G-filters, BN, average over eps, aggregation -> (N, rows', cols')."""
@@ -198,7 +272,9 @@ class InnerImagingUnit(ExcitationUnit):
         return scale(F, residual, s)
 
     def __repr__(self):
-        return ('InnerImagingUnit(channels=%d, t=%d, gset=%s, joint=%s, map=%dx%d, '
-                'G-filters=%s, C^g=%d)' % (self.channels, self.reduction, self.gset, self.joint,
-                                           self.map_shape[0], self.map_shape[1],
-                                           self.gfilters, self.group_shape[0] * self.group_shape[1]))
+        return ('InnerImagingUnit(channels=%d, t=%d, eps=%d, gset=%s, joint=%s, map=%dx%d%s, '
+                'G-filters=%s, C^g=%d)' % (
+                    self.channels, self.reduction, self.hidden, self.gset, self.joint,
+                    self.map_shape[0], self.map_shape[1],
+                    ' (%d zeros per flow)' % self.pad if self.pad else '', self.gfilters,
+                    self.group_shape[0] * self.group_shape[1]))
