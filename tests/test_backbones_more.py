@@ -269,11 +269,51 @@ def test_backbones_hint_the_inner_imaged_map():
     assert pyramid[0].unit.map_shape == (2 * 80 // 16, 16)
 
 
+def test_ini_pyramidnet272_zoo_entries_round_every_odd_width():
+    """InI Table IV's PyramidNet rows: 60 of the 90 block outputs (72 ... 864) are not
+    multiples of 16; their units take floor(C/16) G-filters and neurons and a zero-padded
+    2 ceil(C/16) x 16 joint map; the other 30 are exactly the paper's 2C/16 x 16."""
+    import cmpese
+    for gset in ('square_3', 'mix_5', 'mix_5_d'):
+        net = cmpese.get_model('ini_pyramidnet272_a200_%s' % gset)
+        blocks = _blocks(net, PyramidBlock)
+        assert len(blocks) == 90
+        for b in blocks:
+            c = b.channels
+            assert b.unit.gset == gset and b.unit.joint and b.unit.rounding == 'floor'
+            assert b.unit.hidden == c // 16 and b.unit.convs[0].weight.shape[0] == c // 16
+            assert b.unit.map_shape == (2 * -(-c // 16), 16)
+            assert b.unit.pad == 16 * -(-c // 16) - c
+        assert sum(b.unit.pad > 0 for b in blocks) == 60
+        first = blocks[0].unit
+        assert (first.channels, first.hidden, first.map_shape, first.pad) == (72, 4, (10, 16), 8)
+
+
+def test_ini_pyramidnet272_hybridizes_and_exports(tmp_path):
+    """The full InI-PyramidNet-272-mix-5-d: hybridized equals imperative, and the exported
+    symbol reloads with the same outputs."""
+    import cmpese
+    net = init_net(cmpese.get_model('ini_pyramidnet272_a200_mix_5_d'))
+    x = random_input((2, 3, 32, 32), seed=3)
+    imperative = net(x).asnumpy()
+    assert imperative.shape == (2, 10) and np.isfinite(imperative).all()
+    prefix = str(tmp_path / 'ini_pyramidnet272_a200_mix_5_d')
+    export_model(net, prefix, (2, 3, 32, 32))
+    hybrid = net(x).asnumpy()
+    np.testing.assert_allclose(hybrid, imperative, rtol=1e-4,
+                               atol=1e-5 * np.abs(imperative).max())
+    np.testing.assert_allclose(load_exported(prefix)(x).asnumpy(), hybrid, rtol=1e-5,
+                               atol=1e-5 * np.abs(hybrid).max())
+
+
 # ---------------------------------------------------------------------------- export
 
 EXPORT_CASES = [
     ('allcnn_se', lambda: get_allcnn('se'), 32),
     ('pyramidnet_cmpe_1x1', lambda: small_pyramidnet('cmpe_se_1x1'), 32),
+    # widths 21 ... 46, outputs 84 ... 184: none a multiple of 16, every fold zero-padded
+    ('pyramidnet_odd_ini_mix_5_d',
+     lambda: get_pyramidnet(20, 30, 'ini_mix_5_d', rounding='floor'), 32),
     ('resnet50_v1_se', lambda: get_resnet_imagenet(50, 'se'), 64),
     ('resnet50_v2_double_fc', lambda: get_resnet_imagenet(50, 'cmpe_se_double_fc', version=2),
      64),
@@ -324,6 +364,14 @@ def test_errors_name_the_layer_or_the_rule():
     with pytest.raises(ValueError, match=r'stage1 block1: .*72 channels are not divisible by '
                                          r'the reduction ratio t=16'):
         get_pyramidnet(272, 200, unit='se')
+    with pytest.raises(ValueError, match=r"stage1 block1: .*72 channels are not divisible .*"
+                                         r"rounding='floor'"):
+        get_pyramidnet(272, 200, unit='ini_mix_5_d')
+    with pytest.raises(ValueError, match=r"rounding='floor' is an option of the Inner-Imaging "
+                                         r"units .*'se' needs the reduction ratio t=16"):
+        get_pyramidnet(272, 200, unit='se', rounding='floor')
+    with pytest.raises(ValueError, match=r"rounding must be None or 'floor'"):
+        get_pyramidnet(272, 200, unit='ini_mix_5_d', rounding='ceil')
     assert isinstance(_blocks(get_pyramidnet(272, 200, 'se', reduction=4), PyramidBlock)[0]
                       .unit, SEUnit)
     with pytest.raises(ValueError, match=r'ImageNet ResNet cannot have depth 49: depths are '

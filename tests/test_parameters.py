@@ -112,3 +112,76 @@ def test_ini_rows_agree_with_the_recorded_reading():
     print('\n' + format_ini_table(rows))
     wrong = [(r[0], r[4], r[5]) for r in rows if r[4] != r[5]]
     assert not wrong, wrong
+
+
+def test_every_ini_row_that_agrees_with_neither_reading_says_why():
+    from cmpese.tools.paper_tables import INI_DEVIATIONS, INI_PARAMS
+    neither = {name for name, _, _, recorded in INI_PARAMS if recorded == 'neither'}
+    assert neither == set(INI_DEVIATIONS)
+
+
+# Joint mix-5-d on a 2C/16 x 16 map: G-filters 1x1, 1x5, 3x3, 5x1, 5x5 and the dilated 3x3
+# (eps each, + BN), FC2 = C x C/t, FC1 = C/t x C^g.
+_MIX_5_D_TAPS = 1 + 5 + 9 + 5 + 25 + 9
+
+
+def _imagenet_bound(depth, group_signals_per_channel):
+    """ResNet-depth plus mix-5-d units whose FC1 reads ``group_signals_per_channel`` x C group
+    signals (1: the residual alone; 2: the least any zero-filled aggregation of a set holding
+    the 1x1 G-filter leaves on a joint 2C map)."""
+    from cmpese.models import get_resnet_imagenet
+    blocks = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}[depth]
+    extra = sum(n * (c // T * (_MIX_5_D_TAPS + 2 * 6) + c * (c // T)
+                     + (c // T) * group_signals_per_channel * c)
+                for n, c in zip(blocks, [256, 512, 1024, 2048]))
+    return count_params(get_resnet_imagenet(depth)) + extra
+
+
+@pytest.mark.parametrize('depth,printed', [(50, '28.77'), (101, '50.58')])
+def test_imagenet_ini_rows_lie_between_residual_alone_and_joint(depth, printed):
+    """InI Table V's mix-5-d rows lie strictly between the count with the residual alone
+    (C^g = C) and the least joint count (C^g = 2C, which 'overlay' reaches): no zero-filled
+    aggregation of the joint map the paper describes gives them (docs/parameters.md)."""
+    alone, joint = _imagenet_bound(depth, 1), _imagenet_bound(depth, 2)
+    assert count_params(cmpese.get_model('ini_resnet%d_mix_5_d' % depth,
+                                         unit_kwargs={'aggregate': 'overlay'})) == joint
+    assert count_params(cmpese.get_model('ini_resnet%d_mix_5_d' % depth,
+                                         unit_kwargs={'joint': False,
+                                                      'aggregate': 'overlay'})) == alone
+    paper = float(printed) * 1e6
+    assert alone < paper < joint and not agrees(alone, printed) and not agrees(joint, printed)
+    # the C^g / C the printed figure would need: 1.51 (ResNet-50) and 1.49 (ResNet-101)
+    implied = 1 + (paper - alone) / (joint - alone)
+    assert 1.45 < implied < 1.55
+
+
+@pytest.mark.parametrize('depth,blocks', [(50, 16), (101, 33)])
+def test_spatial_maps_cost_cbam_maps(depth, blocks):
+    """'+spa' adds one CBAM map per block (2 x 49 weights + BN 2), 'spa x 4' four: 1,600 and
+    6,400 (ResNet-50), 3,300 and 13,200 (ResNet-101), against the printed +0.06M / +0.23M and
+    +0.08M / +0.31M (docs/parameters.md)."""
+    base = count_params(cmpese.get_model('ini_resnet%d_mix_5_d' % depth))
+    for suffix, per_block in (('_spa', 100), ('_spa4', 400)):
+        ours = count_params(cmpese.get_model('ini_resnet%d_mix_5_d%s' % (depth, suffix)))
+        assert ours - base == blocks * per_block
+
+
+def test_pyramidnet_ini_rows_by_hand_and_against_the_printed_increment():
+    """InI-PyramidNet-272 (alpha 200) with rounding='floor': eps = floor(C/16) and a
+    2 ceil(C/16) x 16 joint map in each of the 90 blocks. The printed 27.5M / 27.8M are
+    +1.5M / +1.8M over the printed PyramidNet-272 (26.0M): less than SE units alone add, and
+    far less than FC2 + an FC1 over >= 2C group signals."""
+    from cmpese.models import get_pyramidnet, pyramid_widths
+    plain = count_params(get_pyramidnet(272, 200))
+    channels = [4 * w for w in pyramid_widths(90, 200)]
+    assert sum(c % 16 != 0 for c in channels) == 60
+    fc2 = sum(c * (c // T) for c in channels)
+    assert 2 * fc2 == 3041120                                   # SE's two FCs
+    square_3 = [(1, 1, 1), (3, 3, 1), (5, 5, 1)]
+    by_hand = plain + sum(
+        _ini_unit_params(c, (2 * -(-c // 16), 16), square_3, 'overlay') for c in channels)
+    ours = count_params(cmpese.get_model('ini_pyramidnet272_a200_square_3',
+                                         unit_kwargs={'aggregate': 'overlay'}))
+    assert ours == by_hand
+    for name, printed in (('square_3', 27.5), ('mix_5', 27.8), ('mix_5_d', 27.8)):
+        assert (printed - 26.0) * 1e6 < 2 * fc2 < 3 * fc2 < ours - plain

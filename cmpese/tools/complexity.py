@@ -48,9 +48,9 @@ def paper_table():
 
 def ini_paper_table():
     """Rows (name, printed, concat count, overlay count, readings that agree, recorded
-    reading, source) for the InI paper's Inner-Imaging rows."""
+    reading, source, why neither agrees) for the InI paper's Inner-Imaging rows."""
     from ..model_zoo import get_model
-    from .paper_tables import INI_PARAMS, agrees
+    from .paper_tables import INI_DEVIATIONS, INI_PARAMS, agrees
     rows = []
     for name, printed, source, recorded in INI_PARAMS:
         concat = count_params(get_model(name))
@@ -58,18 +58,19 @@ def ini_paper_table():
         fits = {('concat', 'overlay'): 'both', ('concat',): 'concat',
                 ('overlay',): 'overlay', (): 'neither'}[tuple(
                     k for k, n in (('concat', concat), ('overlay', overlay)) if agrees(n, printed))]
-        rows.append((name, printed, concat, overlay, fits, recorded, source))
+        rows.append((name, printed, concat, overlay, fits, recorded, source,
+                     INI_DEVIATIONS.get(name, '')))
     return rows
 
 
 def format_ini_table(rows):
     out = ['| model | paper | concat (eq. 10-11, default) | overlay | agrees with | printed in |',
            '|---|---|---|---|---|---|']
-    for name, printed, concat, overlay, fits, _, source in rows:
+    for name, printed, concat, overlay, fits, _, source, why in rows:
         p = float(printed)
         out.append('| `%s` | %sM | %.3fM (%+.2f%%) | %.3fM (%+.2f%%) | %s | %s |' % (
             name, printed, concat / 1e6, 100 * (concat / 1e6 / p - 1), overlay / 1e6,
-            100 * (overlay / 1e6 / p - 1), fits, source))
+            100 * (overlay / 1e6 / p - 1), fits + (': ' + why if why else ''), source))
     return '\n'.join(out)
 
 
