@@ -1,0 +1,108 @@
+"""One entry point for every dataset, and what the training loop needs to know about each:
+class count, normalization and whether the papers augment it."""
+import collections
+
+import numpy as np
+
+from .cifar import load_cifar10, load_cifar100
+from .digits import load_digits
+from .svhn import load_svhn
+
+__all__ = ['DATASETS', 'dataset_names', 'load_dataset', 'channel_stats', 'normalization',
+           'DatasetInfo', 'dataset_info', 'load_train_test']
+
+# classes: label count. augment: the papers' CIFAR augmentation (pad 4, random crop 32,
+# horizontal flip) for training. norm: 'train_stats' = per-channel mean/std of the training
+# images; 'scale' = divide by 255 only (SVHN, as in the CMPE-SE paper).
+DATASETS = {
+    'cifar10': dict(classes=10, augment=True, norm='train_stats'),
+    'cifar100': dict(classes=100, augment=True, norm='train_stats'),
+    'svhn': dict(classes=10, augment=False, norm='scale'),
+    'digits': dict(classes=10, augment=True, norm='train_stats'),
+}
+
+
+def dataset_names():
+    return sorted(DATASETS)
+
+
+def _check(name):
+    if name not in DATASETS:
+        raise ValueError('unknown dataset %r; choose one of %s'
+                         % (name, ', '.join(dataset_names())))
+
+
+def load_dataset(name, split='train', data_dir=None, download=False, extra=False):
+    """``(images, labels)`` of dataset ``name``: uint8 (N, 32, 32, 3) RGB and int32 (N,).
+
+    ``name``: 'cifar10', 'cifar100' (fine labels), 'svhn' or 'digits'. ``split``: 'train' or
+    'test' (SVHN also 'extra' and 'train+extra'; ``extra=True`` makes the SVHN 'train' split
+    'train+extra'). ``data_dir`` holds the official files (default ``$CMPESE_DATA`` or
+    ``./data``); missing files raise :class:`~cmpese.data.DatasetNotFound`, after one download
+    attempt if ``download`` is true. 'digits' ships with scikit-learn and ignores
+    ``data_dir``/``download``.
+    """
+    _check(name)
+    if name == 'cifar10':
+        return load_cifar10(split, data_dir, download)
+    if name == 'cifar100':
+        return load_cifar100(split, data_dir, download)
+    if name == 'svhn':
+        return load_svhn(split, data_dir, download, extra=extra)
+    return load_digits(split)
+
+
+def channel_stats(images):
+    """Exact per-channel mean and standard deviation (population) of uint8 NHWC ``images``,
+    in pixel units (0..255), as float32 arrays of shape (C,). Computed from value histograms,
+    so it needs no float copy of the images."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise TypeError('channel_stats expects uint8 images, got %s' % images.dtype)
+    values = np.arange(256, dtype=np.float64)
+    mean, std = [], []
+    for c in range(images.shape[-1]):
+        hist = np.bincount(images[..., c].ravel(), minlength=256).astype(np.float64)
+        n = hist.sum()
+        m = (hist * values).sum() / n
+        mean.append(m)
+        std.append(np.sqrt((hist * (values - m) ** 2).sum() / n))
+    return np.array(mean, np.float32), np.array(std, np.float32)
+
+
+def normalization(name, train_images=None):
+    """``(mean, std)`` per channel, in pixel units, for ``x = (pixel - mean) / std``.
+
+    CIFAR-10/100 and digits: the mean and std of ``train_images`` (the loaded training
+    split; required). SVHN: mean 0 and std 255, i.e. ``x = pixel / 255``.
+    """
+    _check(name)
+    if DATASETS[name]['norm'] == 'scale':
+        return np.zeros(3, np.float32), np.full(3, 255.0, np.float32)
+    if train_images is None:
+        raise ValueError('%s is normalized with its training-set statistics; pass the training '
+                         'images' % name)
+    return channel_stats(train_images)
+
+
+DatasetInfo = collections.namedtuple('DatasetInfo', 'name classes augment mean std')
+DatasetInfo.__doc__ = """What the training loop needs about a dataset: ``classes`` (label count),
+``augment`` (pad-crop-flip for training), ``mean``/``std`` (float32 (3,), pixel units)."""
+
+
+def dataset_info(name, train_images=None):
+    """:class:`DatasetInfo` of ``name``; ``train_images`` are needed for the normalization of
+    CIFAR and digits (see :func:`normalization`)."""
+    _check(name)
+    mean, std = normalization(name, train_images)
+    spec = DATASETS[name]
+    return DatasetInfo(name, spec['classes'], spec['augment'], mean, std)
+
+
+def load_train_test(name, data_dir=None, download=False, extra=False):
+    """``(train, test, info)``: the two splits as ``(images, labels)`` and the
+    :class:`DatasetInfo` computed from the training images. For SVHN ``extra=True`` trains on
+    train+extra (the CMPE-SE paper's setting)."""
+    train = load_dataset(name, 'train', data_dir, download, extra=extra)
+    test = load_dataset(name, 'test', data_dir, download)
+    return train, test, dataset_info(name, train[0])
