@@ -1,0 +1,150 @@
+"""The papers' training schedules as named presets.
+
+A preset fills every training value a paper states (or that the paper takes from the
+backbone's original paper); each value can be overridden on the command line. Schedules
+are given in epochs (``lr_steps`` are the epochs after which the rate is multiplied by
+``lr_factor``), as fractions of the run (``lr_steps_frac``), or in iterations
+(``lr_steps_iter``/``iterations``, Res-SE-Net's 32k/48k/64k).
+
+Values a paper leaves to its backbone's original paper are marked in ``source``:
+weight decay 1e-4 for pre-act ResNet (He et al. 2016b), ResNet, All-CNN and PyramidNet,
+5e-4 for WRN (Zagoruyko and Komodakis 2016), and WRN's dropout-free setting.
+"""
+import copy
+import math
+
+__all__ = ['PRESETS', 'preset_names', 'default_preset', 'get_preset', 'lr_steps_in_updates',
+           'resolve_epochs']
+
+_CMPE = 'CMPE-SE paper, Settings: SGD, 0.9 Nesterov momentum, batch 128, lr 0.1'
+_INI = 'InI paper, Sec. V Training: SGD, 0.9 Nesterov momentum, batch 64, lr 0.1'
+
+PRESETS = {
+    'cmpe_preresnet': dict(
+        optimizer='nag', momentum=0.9, wd=1e-4, batch_size=128, lr=0.1, epochs=200,
+        lr_steps=[100, 150], lr_factor=0.1,
+        source=_CMPE + '; 200 epochs, /10 at 100 and 150 (pre-act ResNet). wd 1e-4 from '
+               'He et al. 2016b.'),
+    'cmpe_wrn': dict(
+        optimizer='nag', momentum=0.9, wd=5e-4, batch_size=128, lr=0.1, epochs=200,
+        lr_steps=[60, 120, 160], lr_factor=0.2,
+        source=_CMPE + '; 200 epochs, /5 at 60, 120 and 160 (WRN). wd 5e-4 from Zagoruyko and '
+               'Komodakis 2016.'),
+    'cmpe_300': dict(
+        optimizer='nag', momentum=0.9, wd=5e-4, batch_size=128, lr=0.1, epochs=300,
+        lr_steps=[120, 200, 260], lr_factor=0.2,
+        source=_CMPE + '; the 300-epoch runs of Table 3 divide at 120, 200 and 260 (the factor '
+               'is the WRN one, 5, as Table 3 is WRN-28-10/40-10). wd 5e-4 (WRN).'),
+    'cmpe_svhn': dict(
+        optimizer='nag', momentum=0.9, wd=5e-4, batch_size=128, lr=0.01, epochs=160,
+        lr_steps=[80, 120], lr_factor=0.1,
+        source='CMPE-SE paper: SVHN (train+extra, /255, no augmentation), 160 epochs, lr 0.01 '
+               '/10 at 80 and 120. Batch 128 and wd 5e-4 (WRN, Table 3 SVHN column).'),
+    'ini_resnet': dict(
+        optimizer='nag', momentum=0.9, wd=1e-4, batch_size=64, lr=0.1, epochs=300,
+        lr_steps_frac=[0.5, 0.75], lr_factor=0.1,
+        source=_INI + '; ResNet: 300 epochs, /10 at 50% and 75%. wd 1e-4 (He et al.).'),
+    'ini_wrn': dict(
+        optimizer='nag', momentum=0.9, wd=5e-4, batch_size=64, lr=0.1, epochs=200,
+        lr_steps=[60, 120, 160], lr_factor=0.2,
+        source=_INI + '; WRN: 200 epochs, /5 at 60, 120 and 160. wd 5e-4 (Zagoruyko).'),
+    'ini_other': dict(
+        optimizer='nag', momentum=0.9, wd=1e-4, batch_size=64, lr=0.1, epochs=200,
+        lr_steps_frac=[0.5, 0.75], lr_factor=0.1,
+        source=_INI + '; All-CNN and the other backbones (PyramidNet): 200 epochs, /10 at 50% '
+               'and 75% (the paper states the 50%/75% rule for ResNet and All-CNN). wd 1e-4.'),
+    'ini_svhn': dict(
+        optimizer='nag', momentum=0.9, wd=5e-4, batch_size=64, lr=0.01, epochs=80,
+        lr_steps_frac=[0.5, 0.75], lr_factor=0.1,
+        source='InI paper: SVHN for 80 epochs, batch 64. The rate is not stated; this preset '
+               'uses the CMPE-SE paper\'s SVHN rate 0.01 with /10 at 50% and 75%.'),
+    'res_se_net': dict(
+        optimizer='sgd', momentum=0.9, wd=1e-4, batch_size=128, lr=0.1, iterations=64000,
+        lr_steps_iter=[32000, 48000], lr_factor=0.1,
+        source='Res-SE-Net paper, Table 3 and Sec. 5: SGD momentum 0.9, wd 1e-4, batch 128, '
+               'lr 0.1 /10 at 32k and 48k iterations, 64k iterations (rounded up to whole '
+               'epochs).'),
+    'digits': dict(
+        optimizer='nag', momentum=0.9, wd=1e-4, batch_size=64, lr=0.1, epochs=6,
+        lr_steps=[4], lr_factor=0.1,
+        source='Not a paper schedule: a short run for the bundled digits set (the README\'s '
+               'main job), CMPE-style Nesterov SGD.'),
+}
+
+_DEFAULTS = dict(optimizer='nag', momentum=0.9, wd=1e-4, batch_size=128, lr=0.1, epochs=None,
+                 iterations=None, lr_steps=None, lr_steps_frac=None, lr_steps_iter=None,
+                 lr_factor=0.1, source='')
+
+
+def preset_names():
+    return sorted(PRESETS)
+
+
+def get_preset(name):
+    """A full copy of preset ``name`` (every key present, missing ones None)."""
+    if name not in PRESETS:
+        import difflib
+        close = difflib.get_close_matches(name, PRESETS, n=3, cutoff=0.3)
+        raise ValueError('unknown preset %r.%s Presets: %s' % (
+            name, ' Did you mean %s?' % ', '.join(close) if close else '',
+            ', '.join(preset_names())))
+    out = copy.deepcopy(_DEFAULTS)
+    out.update(copy.deepcopy(PRESETS[name]))
+    return out
+
+
+def default_preset(model, dataset):
+    """The schedule the papers used for ``model`` on ``dataset``.
+
+    SVHN runs take the SVHN schedule of the model's paper (InI models the InI one); digits
+    takes the short digits run; otherwise the family decides: InI models follow the InI
+    paper (ResNet family 300 epochs, WRN, All-CNN/PyramidNet 200), original CIFAR ResNets and
+    Res-SE-Net follow Res-SE-Net, WRN and pre-act ResNet follow the CMPE-SE paper.
+    """
+    name = model.lower()
+    ini = name.startswith('ini_')
+    if dataset == 'digits':
+        return 'digits'
+    if dataset == 'svhn':
+        return 'ini_svhn' if ini else 'cmpe_svhn'
+    if 'wrn' in name:
+        return 'ini_wrn' if ini else 'cmpe_wrn'
+    if 'allcnn' in name or 'pyramidnet' in name:
+        return 'ini_other'
+    if ini:
+        return 'ini_resnet'
+    if name.startswith('res_se_net') or name.endswith('_cifar'):
+        return 'res_se_net'
+    return 'cmpe_preresnet'
+
+
+def resolve_epochs(cfg, iters_per_epoch):
+    """Total epochs of the run: ``epochs`` or ``iterations`` rounded up to whole epochs."""
+    if cfg.get('epochs'):
+        return int(cfg['epochs'])
+    if cfg.get('iterations'):
+        return int(math.ceil(cfg['iterations'] / float(iters_per_epoch)))
+    raise ValueError('the configuration sets neither epochs nor iterations')
+
+
+def lr_steps_in_updates(cfg, epochs, iters_per_epoch):
+    """The schedule's steps as optimizer update counts (for ``MultiFactorScheduler``).
+
+    ``lr_steps`` (epochs), ``lr_steps_frac`` (fractions of ``epochs``) or ``lr_steps_iter``
+    (iterations), whichever the configuration sets, in that order of precedence. Steps at
+    or beyond the end of the run are dropped; the result is strictly increasing.
+    """
+    if cfg.get('lr_steps') is not None:
+        steps = [int(round(e * iters_per_epoch)) for e in cfg['lr_steps']]
+    elif cfg.get('lr_steps_frac') is not None:
+        steps = [int(round(f * epochs)) * iters_per_epoch for f in cfg['lr_steps_frac']]
+    elif cfg.get('lr_steps_iter') is not None:
+        steps = [int(s) for s in cfg['lr_steps_iter']]
+    else:
+        steps = []
+    total = epochs * iters_per_epoch
+    out = []
+    for s in steps:
+        if 0 < s < total and (not out or s > out[-1]):
+            out.append(s)
+    return out
