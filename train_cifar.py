@@ -50,7 +50,7 @@ def main(argv=None):
 
     import cmpese
     from cmpese.data import DATASETS, BatchLoader, DatasetNotFound, load_train_test
-    from cmpese.training import fit, TrainingDiverged
+    from cmpese.training import TrainingDiverged, fit, latest_checkpoint
     from cmpese.training.cli import (ConfigError, check_resume_config, contexts, explicit_keys,
                                      print_config, resolve_config, save_config)
     from cmpese.training.report import setup_logging
@@ -70,32 +70,41 @@ def main(argv=None):
         print_config(cfg)
         return 0
 
-    save_dir = cfg['save_dir']
-    os.makedirs(save_dir, exist_ok=True)
-    setup_logging(os.path.join(save_dir, 'train.log'))
+    setup_logging(None)
     log = logging.getLogger('cmpese.train')
     cfg['classes'] = DATASETS[cfg['dataset']]['classes']
     try:  # a wrong model name fails before any data is read
         net = cmpese.get_model(cfg['model'], classes=cfg['classes'], **model_args)
     except (KeyError, ValueError, TypeError) as err:
         parser.error(str(err).strip('"'))
-    try:
+    try:  # missing data: the error says what is expected where, and nothing is written
         train, test, info = load_train_test(cfg['dataset'], cfg['data_dir'], cfg['download'],
                                             extra=cfg['svhn_extra'])
     except DatasetNotFound as err:
         log.error('%s', err)
         return 2
-    if not args.resume:
+
+    kv = mx.kv.create(cfg['kvstore'])
+    dist = 'dist' in kv.type
+    save_dir = cfg['save_dir']
+    if not args.resume and latest_checkpoint(save_dir) is not None:
+        log.error('%s already holds a checkpoint (checkpoint.json). Continue that run with '
+                  '--resume, or choose another --save-dir (nothing was overwritten).', save_dir)
+        return 2
+    os.makedirs(save_dir, exist_ok=True)
+    setup_logging(os.path.join(save_dir, 'train.log' if kv.rank == 0 else
+                               'train-worker%d.log' % kv.rank))
+    if not args.resume and kv.rank == 0:
         save_config(cfg, save_dir)
-    print_config(cfg, sys.stderr)
-    log.info('%s: %d train / %d test images, %d classes; %s on %s', cfg['dataset'],
-             len(train[0]), len(test[0]), info.classes, cfg['model'], ctx)
+    if kv.rank == 0:
+        print_config(cfg, sys.stderr)
+    log.info('%s: %d train / %d test images, %d classes; %s on %s%s', cfg['dataset'],
+             len(train[0]), len(test[0]), info.classes, cfg['model'], ctx,
+             ' (worker %d of %d)' % (kv.rank, kv.num_workers) if dist else '')
 
     mx.random.seed(cfg['seed'])
     net.initialize(mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2), ctx=ctx)
     net.hybridize(static_alloc=True, static_shape=True)
-    kv = mx.kv.create(cfg['kvstore'])
-    dist = 'dist' in kv.type
     train_data = BatchLoader(train[0], train[1], cfg['batch_size'], shuffle=True,
                              augment=info.augment, mean=info.mean, std=info.std,
                              seed=cfg['seed'], last_batch='discard' if dist else 'keep',

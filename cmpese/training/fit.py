@@ -75,10 +75,42 @@ def _slice(batch, part, parts):
     return batch[part * step:(part + 1) * step]
 
 
+def _grad_sum_sq(net, ctx):
+    """Sum of squares of every gradient on every device (NaN or inf if any is)."""
+    total = 0.0
+    for c in ctx:
+        grads = [p.grad(c) for p in net.collect_params().values() if p.grad_req != 'null']
+        if grads:
+            total += float(mx.nd.multi_sum_sq(*grads, num_arrays=len(grads)).sum().asscalar())
+    return total
+
+
+_AUX_KEY = 1 << 20   # kvstore keys for the BN statistics, clear of the trainer's 0..n-1
+
+
+def average_aux_across_workers(net, ctx, kv, initialized):
+    """Set every auxiliary state (BN running mean/var) to its mean over all devices of all
+    workers, as ``save_parameters`` averages over the devices of one process. Run by every
+    worker at the same time (it is a collective on the kvstore)."""
+    aux = [p for _, p in sorted(net._collect_params_with_prefix().items())
+           if p.grad_req == 'null']
+    total = len(ctx) * kv.num_workers
+    for j, p in enumerate(aux):
+        key = _AUX_KEY + j
+        if not initialized:
+            kv.init(key, mx.nd.zeros(p.shape, ctx=ctx[0]))
+        out = [mx.nd.zeros(p.shape, ctx=c) for c in ctx]
+        kv.push(key, p.list_data())
+        kv.pull(key, out=out)
+        for c, o in zip(ctx, out):
+            p.data(c)[:] = o / total
+    return True
+
+
 def evaluate(net, data, ctx, classes, epoch=0):
     """(top-1 error, top-5 error or None, mean loss) of ``net`` over ``data``."""
     top1 = mx.metric.Accuracy()
-    top5 = mx.metric.TopKAccuracy(5) if classes > 5 else None
+    top5 = mx.metric.TopKAccuracy(5) if classes >= 20 else None
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     total, count = 0.0, 0
     for x, y in data.epoch(epoch):
@@ -121,7 +153,7 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
     mixup_until = epochs - cfg.get('mixup_off_epochs', 0) if cfg.get('mixup') else 0
     state = dict(history=[], best_error=None, best_epoch=None, epochs=epochs, lr_steps=steps)
 
-    start = 0
+    start, aux_ready = 0, False
     if resume:
         record = load_checkpoint(save_dir, net, trainer, ctx)
         if record is None:
@@ -158,15 +190,20 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
                 losses = [loss_fn(o, t) for o, t in zip(outs, ts)]
             autograd.backward(losses)
             batch_loss = sum(float(l.sum().asscalar()) for l in losses)
-            if not math.isfinite(batch_loss):
+            # oneDNN's ReLU maps NaN to 0, so a NaN can hide from the loss and show only in
+            # the gradients: check both (one fused sum of squares per device)
+            grad_sq = _grad_sum_sq(net, ctx)
+            if not (math.isfinite(batch_loss) and math.isfinite(grad_sq)):
                 if bar is not None:
                     bar.close()
                 raise TrainingDiverged(
-                    'the training loss became %s at epoch %d, iteration %d (learning rate %.4g). '
+                    'the training %s became %s at epoch %d, iteration %d (learning rate %.4g). '
                     'Parameters were not updated with it; the last good checkpoint in %s is '
                     'kept. Lower --lr, check the data, or resume with --resume after changing '
-                    'the cause.' % (batch_loss, epoch + 1, i + 1, trainer.learning_rate,
-                                    save_dir))
+                    'the cause.' % (
+                        'loss' if not math.isfinite(batch_loss) else 'gradient',
+                        batch_loss if not math.isfinite(batch_loss) else grad_sq, epoch + 1,
+                        i + 1, trainer.learning_rate, save_dir))
             trainer.step(global_batch)
             pred = [mx.nd.argmax(o, axis=1) for o in outs]
             labels = gluon.utils.split_and_load(label, ctx, even_split=False)
@@ -180,6 +217,8 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
         if bar is not None:
             bar.close()
         train_time = time.time() - tic
+        if workers > 1:   # one set of BN statistics for the whole cluster
+            aux_ready = average_aux_across_workers(net, ctx, kv, aux_ready)
         err1, err5, val_loss = evaluate(net, val_data, ctx, classes)
         row = dict(epoch=epoch + 1, lr=trainer.learning_rate, mixup=use_mixup,
                    train_loss=loss_sum / max(seen, 1), train_error=1 - correct / max(seen, 1),
