@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: creates the project's virtual environment from the
 # pinned requirements (once; again when they change), then runs the job asked for.
-#   bash run.sh main    the main job: a short real training run + export
+#   bash run.sh main    the main job: train a CMPE-SE network on the bundled digits set
+#                       with train_cifar.py (extra arguments go to it), export it
 #   bash run.sh test    the test suite (extra arguments go to pytest)
 # CMPESE_MXNET selects the MXNet build (default mxnet==1.9.1, CPU with oneDNN;
 # mxnet-cu112==1.9.1 for CUDA 11.2). CMPESE_VENV moves the environment (default .venv).
@@ -23,7 +24,8 @@ fi
 job=${1:-}
 [ $# -gt 0 ] && shift
 case "$job" in
-  main) exec "$VENV/bin/python" -m cmpese.demo "$@" ;;
+  main) exec "$VENV/bin/python" train_cifar.py --model cmpe_se_preresnet20_1x1 --dataset digits \
+         --export --save-dir "runs/main-$(date +%Y%m%d-%H%M%S)" "$@" ;;
   test) exec "$VENV/bin/python" -m pytest tests "$@" ;;
   *) echo "usage: bash run.sh main|test [args]" >&2; exit 2 ;;
 esac

@@ -106,7 +106,8 @@ def main(argv=None):
     net.initialize(mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2), ctx=ctx)
     net.hybridize(static_alloc=True, static_shape=True)
     train_data = BatchLoader(train[0], train[1], cfg['batch_size'], shuffle=True,
-                             augment=info.augment, mean=info.mean, std=info.std,
+                             augment=info.augment, flip=info.flip, mean=info.mean,
+                             std=info.std,
                              seed=cfg['seed'], last_batch='discard' if dist else 'keep',
                              classes=info.classes, prefetch=cfg['data_prefetch'])
     test_data = BatchLoader(test[0], test[1], max(cfg['batch_size'], 256), shuffle=False,

@@ -37,7 +37,8 @@ def test_zoo_holds_every_paper_name():
     expected |= {'ini_%s_%s' % (b, g) for b, gs in ini.items() for g in gs.split()}
     # All-CNN, PyramidNet, ImageNet (InI Tables II, IV, V; CMPE Table 4)
     expected |= {'allcnn', 'se_allcnn', 'ini_allcnn_square_1', 'ini_allcnn_square_3',
-                 'pyramidnet272_a200'}
+                 'pyramidnet272_a200', 'ini_pyramidnet272_a200_square_3',
+                 'ini_pyramidnet272_a200_mix_5', 'ini_pyramidnet272_a200_mix_5_d'}
     for d in (50, 101):
         expected |= {'resnet%d' % d, 'se_resnet%d' % d, 'cmpe_se_resnet%d_double_fc' % d,
                      'cmpe_se_resnet%d_1x1' % d, 'ini_resnet%d_mix_5_d' % d,

@@ -15,10 +15,11 @@ __all__ = ['DATASETS', 'dataset_names', 'load_dataset', 'channel_stats', 'normal
 # horizontal flip) for training. norm: 'train_stats' = per-channel mean/std of the training
 # images; 'scale' = divide by 255 only (SVHN, as in the CMPE-SE paper).
 DATASETS = {
-    'cifar10': dict(classes=10, augment=True, norm='train_stats'),
-    'cifar100': dict(classes=100, augment=True, norm='train_stats'),
-    'svhn': dict(classes=10, augment=False, norm='scale'),
-    'digits': dict(classes=10, augment=True, norm='train_stats'),
+    'cifar10': dict(classes=10, augment=True, flip=True, norm='train_stats'),
+    'cifar100': dict(classes=100, augment=True, flip=True, norm='train_stats'),
+    'svhn': dict(classes=10, augment=False, flip=False, norm='scale'),
+    # digits: pad and crop, but no mirror images (a mirrored 2 or 7 is not a digit)
+    'digits': dict(classes=10, augment=True, flip=False, norm='train_stats'),
 }
 
 
@@ -85,9 +86,9 @@ def normalization(name, train_images=None):
     return channel_stats(train_images)
 
 
-DatasetInfo = collections.namedtuple('DatasetInfo', 'name classes augment mean std')
+DatasetInfo = collections.namedtuple('DatasetInfo', 'name classes augment mean std flip')
 DatasetInfo.__doc__ = """What the training loop needs about a dataset: ``classes`` (label count),
-``augment`` (pad-crop-flip for training), ``mean``/``std`` (float32 (3,), pixel units)."""
+``augment`` (pad-crop for training), ``flip`` (and random horizontal flips), ``mean``/``std`` (float32 (3,), pixel units)."""
 
 
 def dataset_info(name, train_images=None):
@@ -96,7 +97,7 @@ def dataset_info(name, train_images=None):
     _check(name)
     mean, std = normalization(name, train_images)
     spec = DATASETS[name]
-    return DatasetInfo(name, spec['classes'], spec['augment'], mean, std)
+    return DatasetInfo(name, spec['classes'], spec['augment'], mean, std, spec['flip'])
 
 
 def load_train_test(name, data_dir=None, download=False, extra=False):

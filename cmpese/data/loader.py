@@ -119,6 +119,9 @@ class BatchLoader(object):
     images, labels : uint8 (N, H, W, C) and integer (N,) numpy arrays (kept, not copied).
     batch_size : int.
     shuffle : a new order every epoch (else the stored order).
+    flip : with ``augment``, also the random horizontal flip (default; off for digits, whose
+        mirror images are not digits). The flips are drawn either way, so the crops are the
+        same with and without it.
     augment : zero-pad by ``pad``, random HxW crop and random horizontal flip (the papers'
         CIFAR training augmentation).
     mean, std : per-channel normalization in pixel units, ``(pixel - mean) / std``; SVHN's
@@ -141,7 +144,7 @@ class BatchLoader(object):
 
     def __init__(self, images, labels, batch_size, shuffle=False, augment=False, mean=None,
                  std=None, pad=4, seed=0, last_batch='keep', num_parts=1, part_index=0,
-                 classes=None, prefetch=2):
+                 classes=None, prefetch=2, flip=True):
         images = np.asarray(images)
         labels = np.asarray(labels).reshape(-1)
         if images.ndim != 4 or images.dtype != np.uint8:
@@ -158,6 +161,7 @@ class BatchLoader(object):
         self.images, self.labels = images, labels
         self.batch_size = int(batch_size)
         self.shuffle, self.augment, self.pad = bool(shuffle), bool(augment), int(pad)
+        self.flip = bool(flip)
         self.mean = None if mean is None else np.asarray(mean, np.float32)
         self.std = None if std is None else np.asarray(std, np.float32)
         self.seed, self.last_batch = int(seed), last_batch
@@ -199,7 +203,7 @@ class BatchLoader(object):
             rng = epoch_rng(self.seed, epoch, STREAM_AUGMENT)
             offsets = rng.randint(0, 2 * self.pad + 1, size=(n, 2))
             flips = rng.randint(0, 2, size=n).astype(bool)
-            plan['offsets'], plan['flips'] = offsets[pos], flips[pos]
+            plan['offsets'], plan['flips'] = offsets[pos], flips[pos] & self.flip
         if mixup_alpha and mixup_alpha > 0:
             rng = epoch_rng(self.seed, epoch, STREAM_MIXUP, self.part_index)
             nb = len(self)
