@@ -260,3 +260,36 @@ def test_pair_view_1x1_filter_scale_is_absorbed_by_bn():
         c = unit(res, idt).asnumpy()
     flipped_gap = np.abs(a - c).max()
     assert scaled_gap < 5e-3 and flipped_gap > 20 * scaled_gap, (scaled_gap, flipped_gap)
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_squeeze_and_scale_helpers_match_the_plain_formulas(hybridize):
+    """base.squeeze / base.scale (AdaptiveAvgPooling2D, batch_dot) are the global mean and the
+    channel-wise product, values and gradients, imperative and hybridized."""
+    from mxnet.gluon import HybridBlock
+    from cmpese.units.base import scale, squeeze
+
+    class Probe(HybridBlock):
+        def hybrid_forward(self, F, x, s):
+            return scale(F, x, s), squeeze(F, x), squeeze(F, x, 'max')
+
+    rng = np.random.RandomState(3)
+    x_np = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    s_np = rng.standard_normal((2, 3)).astype(np.float32)
+    g_np = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    probe = Probe()
+    if hybridize:
+        probe.hybridize(static_alloc=True, static_shape=True)
+    x, s = mx.nd.array(x_np), mx.nd.array(s_np)
+    x.attach_grad()
+    s.attach_grad()
+    with autograd.record():
+        y, avg, mx_ = probe(x, s)
+    y.backward(mx.nd.array(g_np))
+    np.testing.assert_array_equal(y.asnumpy(), x_np * s_np[:, :, None, None])
+    np.testing.assert_allclose(avg.asnumpy(), x_np.mean(axis=(2, 3), keepdims=True), rtol=1e-6,
+                               atol=1e-7)
+    np.testing.assert_array_equal(mx_.asnumpy(), x_np.max(axis=(2, 3), keepdims=True))
+    np.testing.assert_array_equal(x.grad.asnumpy(), g_np * s_np[:, :, None, None])
+    np.testing.assert_allclose(s.grad.asnumpy(), (g_np * x_np).sum(axis=(2, 3)), rtol=1e-5,
+                               atol=1e-6)

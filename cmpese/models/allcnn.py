@@ -102,7 +102,7 @@ class AllCNNBlock(HybridBlock):
                              'InI unit with joint=False)' % (where or 'AllCNNBlock', unit))
 
     def hybrid_forward(self, F, x):
-        out = F.relu(self.bn(self.conv(x)))
+        out = F.Activation(self.bn(self.conv(x)), act_type='relu')
         if self.unit is not None:
             out = self.unit(out)
         return out

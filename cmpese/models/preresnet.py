@@ -64,11 +64,11 @@ class PreActBlock(HybridBlock):
                                   **(unit_kwargs or {}))
 
     def hybrid_forward(self, F, x):
-        act = F.relu(self.bn0(x))
+        act = F.Activation(self.bn0(x), act_type='relu')
         identity = self.downsample(act) if self.downsample is not None else x
         out = self.conv0(act)
         for i in range(1, self._num_layers):
-            out = F.relu(getattr(self, 'bn%d' % i)(out))
+            out = F.Activation(getattr(self, 'bn%d' % i)(out), act_type='relu')
             if self._drop_rate:
                 out = F.Dropout(out, p=self._drop_rate)
             out = getattr(self, 'conv%d' % i)(out)

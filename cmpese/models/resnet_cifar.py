@@ -85,7 +85,7 @@ class PostActBlock(HybridBlock):
                 identity = self.bridge_unit(identity)
         if self.unit is not None:
             residual = self.unit(residual, identity)
-        return F.relu(residual + identity)
+        return F.Activation(residual + identity, act_type='relu')
 
 
 BasicBlock = PostActBlock  # the name the CIFAR ResNet (basic blocks) code and docs use

@@ -29,13 +29,32 @@ def check_choice(value, choices, what):
 
 
 def squeeze(F, x, pool_type='avg'):
-    """Global spatial pooling, eq. 2 of the CMPE-SE paper: (N, C, H, W) -> (N, C, 1, 1)."""
+    """Global spatial pooling, eq. 2 of the CMPE-SE paper: (N, C, H, W) -> (N, C, 1, 1).
+
+    The average is ``contrib.AdaptiveAvgPooling2D(output_size=1)``, the same mean as a global
+    ``Pooling``: on MXNet 1.9.1's CPU build the oneDNN backward of global average ``Pooling``
+    takes 50-440 ms per call for some widths (64 or 128 channels at 32x32 in oneDNN's
+    blocked layout, 16 channels in any layout) where this operator takes 1-10 ms
+    (docs/benchmarks.md). ONNX export maps it to GlobalAveragePool. The max squeeze of the
+    SENet ablation stays a global max ``Pooling``.
+    """
+    if pool_type == 'avg':
+        return F.contrib.AdaptiveAvgPooling2D(x, output_size=1)
     return F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type=pool_type)
 
 
 def scale(F, x, s):
-    """Channel-wise rescaling, eq. 4: x (N, C, H, W) times s (N, C)."""
-    return F.broadcast_mul(x, F.reshape(s, shape=(0, 0, 1, 1)))
+    """Channel-wise rescaling, eq. 4: x (N, C, H, W) times s (N, C), as a batched product.
+
+    ``batch_dot`` of s as (N*C, 1, 1) by x as (N*C, 1, H*W) is exactly x_nc * s_nc (one
+    product per element, nothing summed), but its backward computes ds = sum_hw(g * x) as
+    N*C dot products. ``broadcast_mul``'s backward uses MXNet 1.9.1's generic broadcast
+    reduction, which made the unit 5x slower to train on CPU (docs/benchmarks.md). The two
+    reshapes only use the codes 0 and -1, which ONNX Reshape shares with MXNet, so the
+    graph still converts with mx2onnx (MatMul, Reshape).
+    """
+    rows = F.reshape(F.reshape(x, shape=(0, 0, -1)), shape=(-1, 1, 0))    # (N*C, 1, H*W)
+    return F.reshape_like(F.batch_dot(F.reshape(s, shape=(-1, 1, 1)), rows), x)
 
 
 class ExcitationUnit(HybridBlock):
