@@ -13,7 +13,9 @@ Families (``--families``):
 * ``wrn16_8``      WRN-16-8: plain, SE and the three CMPE-SE modes (double_fc, 2x1, 1x1);
 * ``preresnet164`` pre-activation ResNet-164: the same five variants;
 * ``wrn28_10``     our plain WRN-28-10 against GluonCV's ``cifar_wideresnet28_10``
-                   (heavy, about 5 GFLOPs per image forward: run at ``--big-batch-size``).
+                   (heavy, about 5 GFLOPs per image forward: run at ``--big-batch-size``);
+* ``ini_wrn16_8``  WRN-16-8: plain, SE and Inner-Imaging simple-3, square-3 and mix-5-d;
+* ``ini_preresnet164`` pre-activation ResNet-164: the same five variants.
 
 Fairness on a small, noisy machine: every model of a family is built and hybridized and
 makes one untimed first call (which builds its cached graphs), then the family is timed
@@ -26,16 +28,19 @@ the other (``--interleave all`` mixes them, but needs more than 20 GB of memory)
 Ratios are time / time of the family's baseline (plain model; GluonCV for WRN-28-10), for
 inference the inverse ratio of throughputs, so 1.00 means "as fast" and larger is slower.
 
-    python benchmarks/bench_units.py                       # full run (~13 min on 2 cores)
+    python benchmarks/bench_units.py                       # full run (~25 min on 2 cores)
     python benchmarks/bench_units.py --quick               # smoke run (~1 min)
     python benchmarks/bench_units.py --families wrn16_8 --rounds 3 --json out.json
 
 Experiments (nothing in cmpese/ is modified; the unit modules are patched in memory for
-this process only and the output is marked as such):
+this process only and the output is marked as such). The package squeezes with
+contrib.AdaptiveAvgPooling2D and rescales with batch_dot; these flags swap in the others:
 
-    --squeeze-impl adaptive     squeeze with contrib.AdaptiveAvgPooling2D(output_size=1)
-    --scale-impl batch_dot      rescale with batch_dot of (N*C,1,1) by (N*C,1,H*W)
-    --relu-impl activation      trace F.relu as Activation(act_type='relu') (oneDNN eltwise)
+    --squeeze-impl pooling      squeeze with a global average Pooling (the first version)
+    --squeeze-impl adaptive|mean   contrib.AdaptiveAvgPooling2D(output_size=1) / mean(axis=(2,3))
+    --scale-impl broadcast_mul  rescale with broadcast_mul (the first version)
+    --scale-impl batch_dot      batch_dot of (N*C,1,1) by (N*C,1,H*W)
+    --relu-impl activation      trace any remaining F.relu as Activation(act_type='relu')
     --env KEY=VALUE             set an environment variable before MXNet is imported
     --profile MODEL             mx.profiler per-operator table of one training step and one
                                 inference batch of MODEL (op bulking off), then exit
@@ -57,11 +62,13 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:  # run from a checkout without installing: find cmpese/
     sys.path.insert(1, _ROOT)
 
-FAMILIES = ('wrn16_8', 'preresnet164', 'wrn28_10')
+FAMILIES = ('wrn16_8', 'preresnet164', 'wrn28_10', 'ini_wrn16_8', 'ini_preresnet164')
+INI_SETS = ('simple_3', 'square_3', 'mix_5_d')
 MODES = ('double_fc', '2x1', '1x1')
 GOAL_SE = 1.05
 GOAL_CMPE = 1.07
 GOAL_OURS = 1.00
+GOAL_INI = 1.10
 
 log = logging.getLogger('bench_units')
 
@@ -98,9 +105,10 @@ def parse_args(argv=None):
                         '1 inference batch, no warm-up round (explicit flags still win)')
     p.add_argument('--no-inference', action='store_true', help='time training only')
     p.add_argument('--no-train', action='store_true', help='time inference only')
-    p.add_argument('--squeeze-impl', choices=('package', 'adaptive', 'mean'),
+    p.add_argument('--squeeze-impl', choices=('package', 'pooling', 'adaptive', 'mean'),
                    default='package', help='EXPERIMENT: op used by the units to squeeze')
-    p.add_argument('--scale-impl', choices=('package', 'batch_dot', 'broadcast_like'),
+    p.add_argument('--scale-impl', choices=('package', 'broadcast_mul', 'batch_dot',
+                                            'broadcast_like'),
                    default='package', help='EXPERIMENT: op used by the units to rescale')
     p.add_argument('--relu-impl', choices=('package', 'activation'), default='package',
                    help="EXPERIMENT: 'activation' makes every F.relu traced into a hybridized "
@@ -140,8 +148,10 @@ def parse_args(argv=None):
 def patch_units(squeeze_impl, scale_impl):
     """Swap the squeeze / scale helpers the units call (in memory, this process only)."""
     import cmpese.units.competitive as competitive
+    import cmpese.units.inner_imaging as inner_imaging
     import cmpese.units.se as se
     from cmpese.units import base
+    modules = (se, competitive, inner_imaging)
 
     if squeeze_impl != 'package':
         package_squeeze = base.squeeze
@@ -149,20 +159,26 @@ def patch_units(squeeze_impl, scale_impl):
         def squeeze(F, x, pool_type='avg'):
             if pool_type != 'avg':
                 return package_squeeze(F, x, pool_type)
+            if squeeze_impl == 'pooling':
+                return F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg')
             if squeeze_impl == 'adaptive':
                 return F.contrib.AdaptiveAvgPooling2D(x, output_size=1)
             return F.mean(x, axis=(2, 3), keepdims=True)
-        se.squeeze = competitive.squeeze = squeeze
+        for module in modules:
+            module.squeeze = squeeze
 
     if scale_impl != 'package':
         def scale(F, x, s):
             if scale_impl == 'broadcast_like':
                 return x * F.broadcast_like(F.reshape(s, shape=(0, 0, 1, 1)), x)
+            if scale_impl == 'broadcast_mul':
+                return F.broadcast_mul(x, F.reshape(s, shape=(0, 0, 1, 1)))
             # (N*C, 1, 1) x (N*C, 1, H*W): the gradient of s is a batched dot product
             # instead of MXNet's generic broadcast reduction.
             y = F.batch_dot(F.reshape(s, shape=(-1, 1, 1)), F.reshape(x, shape=(-3, 1, -1)))
             return F.reshape_like(y, x)
-        se.scale = competitive.scale = scale
+        for module in modules:
+            module.scale = scale
 
 
 def patch_relu(relu_impl):
@@ -187,6 +203,14 @@ def model_specs(args):
             for mode in MODES:
                 name = 'cmpe_se_%s_%s' % (fam, mode)
                 specs.append((fam, name, 'cmpese', name, args.batch_size, 'cmpe'))
+        elif fam.startswith('ini_'):
+            backbone = fam[len('ini_'):]
+            specs.append((fam, backbone, 'cmpese', backbone, args.batch_size, 'plain'))
+            specs.append((fam, 'se_' + backbone, 'cmpese', 'se_' + backbone, args.batch_size,
+                          'se'))
+            for gset in INI_SETS:
+                name = '%s_%s' % (fam, gset)        # e.g. ini_wrn16_8_simple_3
+                specs.append((fam, name, 'cmpese', name, args.batch_size, 'ini'))
         else:
             specs.append((fam, 'gluoncv cifar_wideresnet28_10', 'gluoncv',
                           'cifar_wideresnet28_10', args.big_batch_size, 'plain'))
@@ -310,7 +334,7 @@ def rss_mb():
 
 # --------------------------------------------------------------------------- report
 def goal_for(role):
-    return {'se': GOAL_SE, 'cmpe': GOAL_CMPE, 'ours': GOAL_OURS}.get(role)
+    return {'se': GOAL_SE, 'cmpe': GOAL_CMPE, 'ours': GOAL_OURS, 'ini': GOAL_INI}.get(role)
 
 
 def summarise(benches, args):
@@ -369,7 +393,10 @@ def format_table(rows, args):
     titles = {'wrn16_8': 'WRN-16-8 (ratios to plain wrn16_8)',
               'preresnet164': 'Pre-act ResNet-164 (ratios to plain preresnet164)',
               'wrn28_10': 'WRN-28-10, ours vs GluonCV (ratio ours / GluonCV), batch %d'
-                          % args.big_batch_size}
+                          % args.big_batch_size,
+              'ini_wrn16_8': 'Inner-Imaging on WRN-16-8 (ratios to plain wrn16_8)',
+              'ini_preresnet164': 'Inner-Imaging on pre-act ResNet-164 (ratios to plain '
+                                  'preresnet164)'}
     table = []
     for fam in fams:
         table.append(('## ' + titles[fam],))
@@ -603,7 +630,8 @@ def main(argv=None):
 
     if args.json:
         out = {'args': {k: v for k, v in vars(args).items()}, 'environment': env,
-               'goals': {'se': GOAL_SE, 'cmpe_se': GOAL_CMPE, 'ours_vs_gluoncv': GOAL_OURS},
+               'goals': {'se': GOAL_SE, 'cmpe_se': GOAL_CMPE, 'ours_vs_gluoncv': GOAL_OURS,
+                         'ini': GOAL_INI},
                'results': rows, 'wall_time_s': total,
                'command': ' '.join([os.path.basename(sys.executable)] + sys.argv)}
         with open(args.json, 'w') as f:
