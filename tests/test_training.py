@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from datafiles import synthetic_images, write_cifar10, write_cifar100, write_svh
 from cmpese.data import BatchLoader
 from cmpese.training import TrainingDiverged, fit, get_preset, latest_checkpoint
 from cmpese.training import checkpoint as ckpt
+from cmpese.training.launch import launch
 from cmpese.training.cli import (ConfigError, check_resume_config, explicit_keys,
                                  resolve_config)
 from cmpese.training.presets import default_preset, lr_steps_in_updates, resolve_epochs
@@ -353,41 +353,20 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(cifar_dir, t
     assert [r['test_error'] for r in rows] == [r['test_error'] for r in straight]
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_dist_sync_two_workers_match_one_process_on_two_devices(cifar_dir, tmp_path):
     args = ['--model', TINY, '--data-dir', str(cifar_dir), '--no-download', '--epochs', '1',
             '--batch-size', '16', '--lr', '0.05', '--seed', '3', '--no-progress']
     _run(args + ['--cpus', '2', '--kvstore', 'device', '--save-dir', str(tmp_path / 'local')],
          tmp_path)
-
-    base = dict(os.environ, OMP_NUM_THREADS='1', DMLC_PS_ROOT_URI='127.0.0.1',
-                DMLC_PS_ROOT_PORT=str(_free_port()), DMLC_NUM_SERVER='1', DMLC_NUM_WORKER='2',
-                PS_VERBOSE='0')
-    import_mx = [sys.executable, '-c', 'import mxnet']
-    daemons = [subprocess.Popen(import_mx, env=dict(base, DMLC_ROLE=role), cwd=str(tmp_path),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-               for role in ('scheduler', 'server')]
-    workers = [subprocess.Popen(
-        [sys.executable, SCRIPT] + args + ['--kvstore', 'dist_sync', '--save-dir',
-                                           str(tmp_path / 'dist')],
-        env=dict(base, DMLC_ROLE='worker'), cwd=str(tmp_path), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, universal_newlines=True) for _ in range(2)]
-    try:
-        outs = [w.communicate(timeout=600) for w in workers]
-        for d in daemons:
-            d.wait(timeout=60)
-    finally:
-        for p in workers + daemons:
-            if p.poll() is None:
-                p.kill()
-    for w, (_, err) in zip(workers, outs):
-        assert w.returncode == 0, err[-3000:]
-    assert any('2 worker(s)' in err for _, err in outs)
+    # one scheduler, one server and two workers on 127.0.0.1
+    results = launch([sys.executable, SCRIPT] + args + [
+        '--kvstore', 'dist_sync', '--save-dir', str(tmp_path / 'dist')], workers=2, servers=1,
+        env=dict(os.environ, OMP_NUM_THREADS='1'), cwd=str(tmp_path), timeout=600,
+        capture=True)
+    for code, _, err in results:
+        assert code == 0, err[-3000:]
+    assert any('(worker 1 of 2)' in err for _, _, err in results)
+    assert any('2 worker(s)' in err for _, _, err in results)
     a = _params(str(tmp_path / 'local' / 'epoch-0001.params'))
     b = _params(str(tmp_path / 'dist' / 'epoch-0001.params'))
     assert sorted(a) == sorted(b)

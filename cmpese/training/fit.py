@@ -54,12 +54,12 @@ def make_trainer(net, cfg, iters_per_epoch, epochs, kvstore):
     if steps:
         params['lr_scheduler'] = mx.lr_scheduler.MultiFactorScheduler(
             step=steps, factor=cfg['lr_factor'], base_lr=cfg['lr'])
-    # Distributed runs aggregate gradients on the servers and update on every worker
-    # (update_on_kvstore=False): the optimizer state then lives on the workers, identical on
-    # each, so checkpoints hold it and a resumed run continues exactly.
+    # Distributed runs: the gradients are all-reduced by DistSync (below) and every worker
+    # applies the same update itself, so the optimizer state lives on the workers (identical
+    # on each) and checkpoints hold it; the Trainer gets no kvstore then.
     dist = kvstore is not None and not isinstance(kvstore, str) and 'dist' in kvstore.type
-    trainer = gluon.Trainer(net.collect_params(), cfg['optimizer'], params, kvstore=kvstore,
-                            update_on_kvstore=False if dist else None)
+    trainer = gluon.Trainer(net.collect_params(), cfg['optimizer'], params,
+                            kvstore=None if dist else kvstore)
     return trainer, steps
 
 
@@ -85,26 +85,59 @@ def _grad_sum_sq(net, ctx):
     return total
 
 
-_AUX_KEY = 1 << 20   # kvstore keys for the BN statistics, clear of the trainer's 0..n-1
+def _plain(array):
+    """A copy of ``array`` in MXNet's default layout, on the same device."""
+    return mx.nd.array(array.asnumpy(), ctx=array.context, dtype=array.dtype)
 
 
-def average_aux_across_workers(net, ctx, kv, initialized):
-    """Set every auxiliary state (BN running mean/var) to its mean over all devices of all
-    workers, as ``save_parameters`` averages over the devices of one process. Run by every
-    worker at the same time (it is a collective on the kvstore)."""
-    aux = [p for _, p in sorted(net._collect_params_with_prefix().items())
-           if p.grad_req == 'null']
-    total = len(ctx) * kv.num_workers
-    for j, p in enumerate(aux):
-        key = _AUX_KEY + j
-        if not initialized:
-            kv.init(key, mx.nd.zeros(p.shape, ctx=ctx[0]))
-        out = [mx.nd.zeros(p.shape, ctx=c) for c in ctx]
-        kv.push(key, p.list_data())
-        kv.pull(key, out=out)
-        for c, o in zip(ctx, out):
-            p.data(c)[:] = o / total
-    return True
+class DistSync(object):
+    """Gradient all-reduce over a ``dist_sync`` kvstore, with an initialization that is safe.
+
+    ``gluon.Trainer`` with a dist kvstore broadcasts worker 0's initial weights (kvstore init,
+    then pull) inside its first ``step``, unordered with the first gradient push-pull of the
+    same keys; in MXNet 1.9.1 a pull can then reach the server before the init ("init N
+    first", the server aborts) or return the first gradient sum instead of the weights (a
+    worker trains from other weights). Here the keys are initialized, completed and fenced
+    by barriers before training starts, and every step is an explicit push-pull of each
+    gradient (summed over the devices of all workers) before ``trainer.update``.
+    """
+
+    def __init__(self, kv, net, ctx):
+        self.kv, self.ctx = kv, ctx
+        self.params = [p for _, p in sorted(net._collect_params_with_prefix().items())]
+
+    def start(self):
+        """Store worker 0's parameters on the servers and give them to every device of
+        every worker (collective: all workers call it). Shapes must be known."""
+        keys = list(range(len(self.params)))
+        # Fresh plain copies: initializing keys from the parameter arrays themselves makes
+        # the MXNet 1.9.1 server lose keys ("init N first") -- seen with arrays that a
+        # oneDNN forward pass has used.
+        self.kv.init(keys, [_plain(p.data(self.ctx[0])) for p in self.params])
+        mx.nd.waitall()
+        self.kv._barrier()
+        for i, p in enumerate(self.params):
+            self.kv.pull(i, out=p.list_data(), priority=-i)
+        mx.nd.waitall()
+        self.kv._barrier()
+
+    def allreduce_grads(self):
+        for i, p in enumerate(self.params):
+            if p.grad_req != 'null':
+                self.kv.pushpull(i, p.list_grad(), priority=-i)
+
+    def average_aux(self):
+        """Set the BN running statistics to their mean over all devices of all workers (as
+        ``save_parameters`` averages over the devices of one process)."""
+        total = len(self.ctx) * self.kv.num_workers
+        for i, p in enumerate(self.params):
+            if p.grad_req == 'null':
+                sums = [mx.nd.zeros(p.shape, ctx=d.context) for d in p.list_data()]
+                self.kv.push(i, [_plain(d) for d in p.list_data()], priority=-i)
+                self.kv.pull(i, out=sums, priority=-i)
+                for d, v in zip(p.list_data(), sums):
+                    d[:] = v / total
+        mx.nd.waitall()
 
 
 def evaluate(net, data, ctx, classes, epoch=0):
@@ -153,7 +186,9 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
     mixup_until = epochs - cfg.get('mixup_off_epochs', 0) if cfg.get('mixup') else 0
     state = dict(history=[], best_error=None, best_epoch=None, epochs=epochs, lr_steps=steps)
 
-    start, aux_ready = 0, False
+    dist = kv is not None and 'dist' in kv.type
+    sync = DistSync(kv, net, ctx) if dist else None
+    start = 0
     if resume:
         record = load_checkpoint(save_dir, net, trainer, ctx)
         if record is None:
@@ -165,6 +200,18 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
         raise FileExistsError(
             '%s already holds a checkpoint (checkpoint.json). Continue that run with --resume, '
             'or choose another --save-dir (nothing was overwritten).' % save_dir)
+    # Resolve deferred shapes (predict mode: no statistics change), then give every device
+    # the same initial parameters before the first forward pass. (Left to the first
+    # trainer.step, Gluon broadcasts device 0's values after that forward pass has already
+    # updated each device's BN statistics, so device 0's statistics of batch 1 overwrite
+    # the others'.)
+    for c in ctx:
+        net(mx.nd.zeros((1,) + tuple(input_shape[1:]), ctx=c))
+    if sync is not None:
+        sync.start()
+    elif start == 0:
+        trainer._init_kvstore()
+        trainer._init_params()
     log.info('training for %d epochs x %d iterations (global batch %d on %d device(s) x %d '
              'worker(s)); lr %.4g x%.4g at updates %s', epochs, iters, cfg['batch_size'],
              len(ctx), workers, cfg['lr'], cfg['lr_factor'], steps)
@@ -204,7 +251,11 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
                         'loss' if not math.isfinite(batch_loss) else 'gradient',
                         batch_loss if not math.isfinite(batch_loss) else grad_sq, epoch + 1,
                         i + 1, trainer.learning_rate, save_dir))
-            trainer.step(global_batch)
+            if sync is None:
+                trainer.step(global_batch)
+            else:
+                sync.allreduce_grads()
+                trainer.update(global_batch)
             pred = [mx.nd.argmax(o, axis=1) for o in outs]
             labels = gluon.utils.split_and_load(label, ctx, even_split=False)
             correct += sum(float((p == l.astype(p.dtype)).sum().asscalar())
@@ -217,8 +268,8 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
         if bar is not None:
             bar.close()
         train_time = time.time() - tic
-        if workers > 1:   # one set of BN statistics for the whole cluster
-            aux_ready = average_aux_across_workers(net, ctx, kv, aux_ready)
+        if sync is not None:   # one set of BN statistics for the whole cluster
+            sync.average_aux()
         err1, err5, val_loss = evaluate(net, val_data, ctx, classes)
         row = dict(epoch=epoch + 1, lr=trainer.learning_rate, mixup=use_mixup,
                    train_loss=loss_sum / max(seen, 1), train_error=1 - correct / max(seen, 1),
