@@ -90,6 +90,12 @@ FlopCount = collections.namedtuple('FlopCount', [
 ])
 
 
+def _contracted_length(attrs, in_shapes):
+    """The summed-over length of a batch_dot."""
+    a = in_shapes[0]
+    return int(a[-2] if _flag(attrs, 'transpose_a') else a[-1])
+
+
 def _category(op):
     if op in _CONV or op in _DECONV:
         return 'conv'
@@ -160,9 +166,7 @@ def _node_flops(op, attrs, in_shapes, out_shape):
         k = a[0] if _flag(attrs, 'transpose_a') else a[-1]
         return out * int(k)
     if op == 'batch_dot':
-        a = in_shapes[0]
-        k = a[-2] if _flag(attrs, 'transpose_a') else a[-1]
-        return out * int(k)
+        return out * _contracted_length(attrs, in_shapes)
     if op in _POOL:
         if _flag(attrs, 'global_pool'):
             window = _numel(in_shapes[0][2:])
@@ -229,7 +233,9 @@ def count_flops(net_or_symbol, input_shape=(1, 3, 32, 32), include='macs', input
       per output element when it has a bias. Deconvolution: input elements x prod(kernel) x
       out_channels / groups, plus the bias likewise.
     * ``fc`` -- FullyConnected: output elements x in_units, plus one per output for the bias.
-    * ``matmul`` -- dot / batch_dot: output elements x the contracted length.
+    * ``matmul`` -- dot / batch_dot: output elements x the contracted length (a batch_dot
+      whose contracted length is 1 is an outer product, i.e. a broadcast multiply, as in the
+      units' channel rescale: counted under ``elemwise``).
     * ``pool`` -- Pooling (max or average): output elements x window size (global pooling:
       the input's spatial size); adaptive average pooling: input elements.
     * ``norm`` (BatchNorm, LayerNorm, ...), ``act`` (Activation, relu, sigmoid, softmax,
@@ -287,6 +293,8 @@ def count_flops(net_or_symbol, input_shape=(1, 3, 32, 32), include='macs', input
         in_shapes = [entry_shape(i[0], i[1]) for i in node['inputs']]
         out_shape = entry_shape(nid, 0)
         category = _category(op)
+        if op == 'batch_dot' and _contracted_length(attrs, in_shapes) == 1:
+            category = 'elemwise'   # an outer product: a broadcast multiply (unit rescale)
         needed = in_shapes + [out_shape] if category != 'free' else []
         if any(s is None or len(s) == 0 or 0 in s for s in needed):   # () = not inferred
             raise ValueError('cannot infer the shapes around %s node %r from input shapes %s'
