@@ -18,7 +18,8 @@ checkpoints excluded). Runs are interleaved: ``for round: for model: full, model
 seeded random order, and the median over rounds is reported with the ratio full/model.
 Goal: full >= 90% of model.
 
-    python benchmarks/bench_data.py                        # ~12 min on 2 cores
+    python benchmarks/bench_data.py                        # ~12 min on 2 cores (plain, SE, CMPE 1x1)
+    python benchmarks/bench_data.py --models wrn16_8,se_wrn16_8,cmpe_se_wrn16_8_double_fc,cmpe_se_wrn16_8_2x1,cmpe_se_wrn16_8_1x1
     python benchmarks/bench_data.py --images 192 --rounds 1 --models wrn16_8   # smoke run
 """
 import argparse
@@ -60,8 +61,8 @@ def write_cifar10(folder, n_train, n_test, seed=0):
 def model_alone_main(argv):
     """Run train_cifar.main with the training BatchLoader replaced by a constant batch."""
     sys.path.insert(0, ROOT)
+    import train_cifar   # first: it sets the OpenMP thread default before mxnet is imported
     import cmpese.data
-    import train_cifar
     real = cmpese.data.BatchLoader
 
     class ConstantBatch(object):
@@ -108,9 +109,9 @@ def main():
     if len(sys.argv) > 1 and sys.argv[1] == '--model-alone':
         return model_alone_main(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--models', default=','.join(MODELS[:3]) + ',' + MODELS[4],
+    parser.add_argument('--models', default='wrn16_8,se_wrn16_8,cmpe_se_wrn16_8_1x1',
                         help='comma-separated zoo names')
-    parser.add_argument('--images', type=int, default=384, help='training images')
+    parser.add_argument('--images', type=int, default=256, help='training images')
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--epochs', type=int, default=2, help='the last one is measured')
     parser.add_argument('--rounds', type=int, default=2)

@@ -121,6 +121,26 @@ def test_resume_refuses_a_changed_configuration(tmp_path):
     assert out['cpus'] == 2 and out['resume'] and out['lr'] == 0.1
 
 
+def test_print_config_and_device_errors(capsys):
+    sys.path.insert(0, ROOT)
+    try:
+        import train_cifar
+    finally:
+        sys.path.pop(0)
+    assert train_cifar.main(['--model', 'ini_preresnet164_square_3', '--dataset', 'cifar100',
+                             '--print-config']) == 0
+    out = capsys.readouterr().out
+    assert 'preset ini_resnet' in out and 'InI paper' in out
+    assert re.search(r'batch_size\s+64', out) and re.search(r'lr_steps_frac\s+\[0.5, 0.75\]', out)
+    from cmpese.training.cli import contexts
+    assert contexts(cpus=3) == [mx.cpu(0), mx.cpu(1), mx.cpu(2)]
+    if mx.context.num_gpus() == 0:
+        with pytest.raises(ConfigError, match='no GPU'):
+            contexts(gpus='0,1')
+    with pytest.raises(ConfigError, match='comma-separated'):
+        contexts(gpus='a,b')
+
+
 # ---------------------------------------------------------------- checkpoints and NaN stop
 
 def _tiny_net(classes=4):
@@ -198,9 +218,12 @@ def test_nan_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 # ---------------------------------------------------------------- the script end to end
 
-def _run(args, cwd, env=None, timeout=600, check=True):
+def _run(args, cwd, env=None, timeout=600, check=True, threads=1):
+    """Run train_cifar.py; ``threads=None`` leaves the OpenMP threads to the script."""
     full_env = dict(os.environ, **(env or {}))
-    full_env.setdefault('OMP_NUM_THREADS', '1')
+    full_env.pop('OMP_NUM_THREADS', None)
+    if threads:
+        full_env['OMP_NUM_THREADS'] = str(threads)
     proc = subprocess.run([sys.executable, SCRIPT] + list(args), cwd=str(cwd), env=full_env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
                           universal_newlines=True)
@@ -290,6 +313,17 @@ def test_clear_errors_for_missing_data_and_unknown_model(tmp_path):
     proc = _run(['--model', 'cmpe_se_wrn28_10_1x2', '--save-dir', str(tmp_path / 'r')],
                 tmp_path, check=False)
     assert proc.returncode == 2 and 'cmpe_se_wrn28_10_1x1' in proc.stderr
+
+
+def test_readme_main_job_reaches_95_percent_on_digits(tmp_path):
+    # what `bash run.sh main` runs: CMPE-SE pre-act ResNet-20 on the bundled digits, 6 epochs
+    out = tmp_path / 'main'
+    _run(['--model', 'cmpe_se_preresnet20_1x1', '--dataset', 'digits', '--export',
+          '--save-dir', str(out), '--no-progress'], tmp_path, threads=None)
+    final = _history(out)[-1]
+    assert final['epoch'] == '6'
+    assert 1 - float(final['test_error']) >= 0.95, final
+    assert (out / 'export' / 'cmpe_se_preresnet20_1x1-symbol.json').exists()
 
 
 def _run_until(args, cwd, predicate, timeout=300):
