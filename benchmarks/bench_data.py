@@ -124,10 +124,11 @@ def main():
     with tempfile.TemporaryDirectory(prefix='cmpese-bench-data-') as tmp:
         data_dir = os.path.join(tmp, 'data')
         write_cifar10(data_dir, args.images, 32)
-        print('%s, %s, MXNet threads: %s; %d training images, batch %d, %d epochs (last '
+        print('%s, %s, OMP_NUM_THREADS %s; %d training images, batch %d, %d epochs (last '
               'measured), %d round(s)' % (platform.processor() or platform.machine(),
                                          '%d cores' % os.cpu_count(),
-                                         os.environ.get('OMP_NUM_THREADS', 'default'),
+                                         os.environ.get('OMP_NUM_THREADS',
+                                                        'unset (train_cifar.py: all CPUs)'),
                                          args.images, args.batch_size, args.epochs,
                                          args.rounds), flush=True)
         for r in range(args.rounds):
