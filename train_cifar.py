@@ -61,7 +61,8 @@ def main(argv=None):
 
     import cmpese
     from cmpese.data import DATASETS, BatchLoader, DatasetNotFound, load_train_test
-    from cmpese.training import TrainingDiverged, fit, latest_checkpoint
+    from cmpese.training import TrainingDiverged, fit
+    from cmpese.training.checkpoint import refuse_existing_run
     from cmpese.training.cli import (ConfigError, check_resume_config, contexts, explicit_keys,
                                      print_config, resolve_config, save_config)
     from cmpese.training.report import setup_logging
@@ -98,10 +99,12 @@ def main(argv=None):
     kv = mx.kv.create(cfg['kvstore'])
     dist = 'dist' in kv.type
     save_dir = cfg['save_dir']
-    if not args.resume and latest_checkpoint(save_dir) is not None:
-        log.error('%s already holds a checkpoint (checkpoint.json). Continue that run with '
-                  '--resume, or choose another --save-dir (nothing was overwritten).', save_dir)
-        return 2
+    if not args.resume:
+        try:
+            refuse_existing_run(save_dir)
+        except FileExistsError as err:
+            log.error('%s', err)
+            return 2
     os.makedirs(save_dir, exist_ok=True)
     setup_logging(os.path.join(save_dir, 'train.log' if kv.rank == 0 else
                                'train-worker%d.log' % kv.rank))

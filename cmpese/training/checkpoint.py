@@ -12,7 +12,7 @@ import logging
 import os
 
 __all__ = ['atomic_write', 'save_checkpoint', 'load_checkpoint', 'latest_checkpoint',
-           'RECORD']
+           'refuse_existing_run', 'RECORD']
 
 RECORD = 'checkpoint.json'
 
@@ -73,6 +73,15 @@ def latest_checkpoint(save_dir):
                 'Restore the file or start a new run in another --save-dir.'
                 % (path, record[key]))
     return record
+
+
+def refuse_existing_run(save_dir):
+    """Raise ``FileExistsError`` when ``save_dir`` holds a checkpoint (a new run must not
+    overwrite it)."""
+    if latest_checkpoint(save_dir) is not None:
+        raise FileExistsError(
+            '%s already holds a checkpoint (checkpoint.json). Continue that run with --resume, '
+            'or choose another --save-dir (nothing was overwritten).' % save_dir)
 
 
 def load_checkpoint(save_dir, net, trainer, ctx):

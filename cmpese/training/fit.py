@@ -27,11 +27,15 @@ import time
 import mxnet as mx
 from mxnet import autograd, gluon
 
-from .checkpoint import atomic_write, latest_checkpoint, load_checkpoint, save_checkpoint
+from ..data.loader import epoch_rng
+from .checkpoint import atomic_write, load_checkpoint, refuse_existing_run, save_checkpoint
 from .presets import lr_steps_in_updates, resolve_epochs
 from .report import plot_curves, write_metrics_csv
 
-__all__ = ['fit', 'evaluate', 'TrainingDiverged', 'make_trainer', 'epoch_seed']
+__all__ = ['fit', 'evaluate', 'TrainingDiverged', 'make_trainer', 'STREAM_DROPOUT']
+
+# The fit loop's per-epoch random stream (the loader's are 0-2; see cmpese.data.epoch_rng).
+STREAM_DROPOUT = 10
 
 log = logging.getLogger('cmpese.train')
 
@@ -40,12 +44,7 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def epoch_seed(seed, epoch, stream=0):
-    """A seed for stream ``stream`` of epoch ``epoch`` of a run seeded with ``seed``."""
-    return int((seed * 1000003 + epoch * 7919 + stream * 104729) % (2 ** 31 - 1))
-
-
-def make_trainer(net, cfg, iters_per_epoch, epochs, kvstore):
+def make_trainer(net, cfg, iters_per_epoch, epochs, kvstore, dist=False):
     """A ``gluon.Trainer`` with the configuration's optimizer and step schedule."""
     steps = lr_steps_in_updates(cfg, epochs, iters_per_epoch)
     params = {'learning_rate': cfg['lr'], 'wd': cfg['wd']}
@@ -57,7 +56,6 @@ def make_trainer(net, cfg, iters_per_epoch, epochs, kvstore):
     # Distributed runs: the gradients are all-reduced by DistSync (below) and every worker
     # applies the same update itself, so the optimizer state lives on the workers (identical
     # on each) and checkpoints hold it; the Trainer gets no kvstore then.
-    dist = kvstore is not None and not isinstance(kvstore, str) and 'dist' in kvstore.type
     trainer = gluon.Trainer(net.collect_params(), cfg['optimizer'], params,
                             kvstore=None if dist else kvstore)
     return trainer, steps
@@ -75,14 +73,11 @@ def _slice(batch, part, parts):
     return batch[part * step:(part + 1) * step]
 
 
-def _grad_sum_sq(net, ctx):
-    """Sum of squares of every gradient on every device (NaN or inf if any is)."""
-    total = 0.0
-    for c in ctx:
-        grads = [p.grad(c) for p in net.collect_params().values() if p.grad_req != 'null']
-        if grads:
-            total += float(mx.nd.multi_sum_sq(*grads, num_arrays=len(grads)).sum().asscalar())
-    return total
+def _grad_sum_sq(grads_by_device):
+    """Sum of squares of every gradient on every device (NaN or inf if any is); one fused
+    ``multi_sum_sq`` per device over its list of gradient arrays."""
+    return sum(float(mx.nd.multi_sum_sq(*grads, num_arrays=len(grads)).sum().asscalar())
+               for grads in grads_by_device if grads)
 
 
 def _plain(array):
@@ -182,11 +177,10 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
     iters = len(train_data)
     epochs = resolve_epochs(cfg, iters)
     classes = cfg['classes']
-    trainer, steps = make_trainer(net, cfg, iters, epochs, kv)
+    dist = kv is not None and 'dist' in kv.type
+    trainer, steps = make_trainer(net, cfg, iters, epochs, kv, dist)
     mixup_until = epochs - cfg.get('mixup_off_epochs', 0) if cfg.get('mixup') else 0
     state = dict(history=[], best_error=None, best_epoch=None, epochs=epochs, lr_steps=steps)
-
-    dist = kv is not None and 'dist' in kv.type
     sync = DistSync(kv, net, ctx) if dist else None
     start = 0
     if resume:
@@ -196,10 +190,8 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
         else:
             start = record['epoch']
             state.update({k: record[k] for k in ('history', 'best_error', 'best_epoch')})
-    elif lead and latest_checkpoint(save_dir) is not None:
-        raise FileExistsError(
-            '%s already holds a checkpoint (checkpoint.json). Continue that run with --resume, '
-            'or choose another --save-dir (nothing was overwritten).' % save_dir)
+    elif lead:
+        refuse_existing_run(save_dir)
     # Resolve deferred shapes (predict mode: no statistics change), then give every device
     # the same initial parameters before the first forward pass. (Left to the first
     # trainer.step, Gluon broadcasts device 0's values after that forward pass has already
@@ -212,6 +204,9 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
     elif start == 0:
         trainer._init_kvstore()
         trainer._init_params()
+    # the gradient arrays live as long as the network: list them once for the NaN check
+    grads_by_device = [[p.grad(c) for p in net.collect_params().values()
+                        if p.grad_req != 'null'] for c in ctx]
     log.info('training for %d epochs x %d iterations (global batch %d on %d device(s) x %d '
              'worker(s)); lr %.4g x%.4g at updates %s', epochs, iters, cfg['batch_size'],
              len(ctx), workers, cfg['lr'], cfg['lr_factor'], steps)
@@ -219,7 +214,7 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
     sparse_loss = gluon.loss.SoftmaxCrossEntropyLoss()
     soft_loss = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False)
     for epoch in range(start, epochs):
-        mx.random.seed(epoch_seed(cfg['seed'], epoch, 1))
+        mx.random.seed(int(epoch_rng(cfg['seed'], epoch, STREAM_DROPOUT).randint(2 ** 31 - 1)))
         use_mixup = epoch < mixup_until
         bar = _progress(iters, 'epoch %d/%d' % (epoch + 1, epochs), progress and lead)
         tic, seen, loss_sum, correct = time.time(), 0, 0.0, 0.0
@@ -239,7 +234,7 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
             batch_loss = sum(float(l.sum().asscalar()) for l in losses)
             # oneDNN's ReLU maps NaN to 0, so a NaN can hide from the loss and show only in
             # the gradients: check both (one fused sum of squares per device)
-            grad_sq = _grad_sum_sq(net, ctx)
+            grad_sq = _grad_sum_sq(grads_by_device)
             if not (math.isfinite(batch_loss) and math.isfinite(grad_sq)):
                 if bar is not None:
                     bar.close()
