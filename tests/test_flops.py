@@ -99,6 +99,28 @@ def test_matmul():
     assert r.total == 3 * 2 * 6
 
 
+def test_units_squeeze_and_rescale_are_pooling_and_elementwise_not_matmul():
+    """The units' squeeze (a dot by a row of 1/(H*W)) counts as an average pooling, one FLOP
+    per input element; the rescale's dot by a row of ones (contracted length 1) only spreads
+    s over the map and is free, its multiply being the elemwise_mul after it."""
+    from cmpese.units.base import scale, squeeze
+    x = data()
+    s = mx.sym.sigmoid(mx.sym.Flatten(squeeze(mx.sym, x)))          # (2, 4)
+    out = scale(mx.sym, x, s)
+    r = count_flops(out, (2, 4, 5, 6))
+    n = 2 * 4 * 5 * 6
+    assert r.macs == 0
+    assert r.by_category['pool'] == n
+    # the one multiply, and the row of ones divided by its length (1 x 30)
+    assert r.by_category['elemwise'] == n + 30
+    assert r.by_category['act'] == 2 * 4
+    assert r.by_category['reduce'] == 30                           # that length: sum of ones
+    assert r.by_category['matmul'] == 0 and r.by_category['free'] == 0
+    # an ordinary dot by a variable is still a matrix product
+    a, b = mx.sym.var('a'), mx.sym.var('b')
+    assert count_flops(mx.sym.dot(a, b), {'a': (2, 3, 30), 'b': (30, 1)}).macs == 2 * 3 * 30
+
+
 def test_cheap_ops_reported_not_included_by_default():
     x = mx.sym.Convolution(data(), kernel=(1, 1), num_filter=4, no_bias=True)   # 4x8x8
     y = mx.sym.BatchNorm(x)                                                   # 256

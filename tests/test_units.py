@@ -264,7 +264,7 @@ def test_pair_view_1x1_filter_scale_is_absorbed_by_bn():
 
 @pytest.mark.parametrize('hybridize', [False, True])
 def test_squeeze_and_scale_helpers_match_the_plain_formulas(hybridize):
-    """base.squeeze / base.scale (AdaptiveAvgPooling2D, batch_dot) are the global mean and the
+    """base.squeeze / base.scale (dot by constant rows of 1/HW and ones) are the global mean and the
     channel-wise product, values and gradients, imperative and hybridized."""
     from mxnet.gluon import HybridBlock
     from cmpese.units.base import scale, squeeze

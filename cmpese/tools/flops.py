@@ -96,6 +96,31 @@ def _contracted_length(attrs, in_shapes):
     return int(a[-2] if _flag(attrs, 'transpose_a') else a[-1])
 
 
+def _dot_contracted_length(attrs, in_shapes):
+    """The summed-over length of a dot (lhs of any rank; transpose_a reverses its axes)."""
+    a = in_shapes[0]
+    return int(a[0] if _flag(attrs, 'transpose_a') else a[-1])
+
+
+# Operators through which a constant stays a constant of the same kind (a row of ones, or
+# of 1/K after a division by its own sum).
+_CONSTANT_PASSTHROUGH = {'BlockGrad', 'stop_gradient', 'Reshape', 'reshape', 'broadcast_div',
+                         '_div_scalar', '_mul_scalar', 'transpose'}
+
+
+def _is_constant_ones(nodes, nid):
+    """True when node ``nid`` is a ones_like / _ones, possibly behind BlockGrad, reshapes and
+    scalings (the constant rows the units' squeeze and rescale multiply by)."""
+    for _ in range(8):
+        node = nodes[nid]
+        if node['op'] in ('ones_like', '_ones'):
+            return True
+        if node['op'] not in _CONSTANT_PASSTHROUGH or not node['inputs']:
+            return False
+        nid = node['inputs'][0][0]
+    return False
+
+
 def _category(op):
     if op in _CONV or op in _DECONV:
         return 'conv'
@@ -234,8 +259,12 @@ def count_flops(net_or_symbol, input_shape=(1, 3, 32, 32), include='macs', input
       out_channels / groups, plus the bias likewise.
     * ``fc`` -- FullyConnected: output elements x in_units, plus one per output for the bias.
     * ``matmul`` -- dot / batch_dot: output elements x the contracted length (a batch_dot
-      whose contracted length is 1 is an outer product, i.e. a broadcast multiply, as in the
-      units' channel rescale: counted under ``elemwise``).
+      whose contracted length is 1 is an outer product, i.e. a broadcast multiply: counted
+      under ``elemwise``). A dot by a constant row of ones (``ones_like``, possibly behind
+      ``BlockGrad``, reshapes or a division by its own sum) is not a matrix product: with a
+      contracted length K > 1 it is the units' squeeze, an average over K, counted under
+      ``pool`` as one FLOP per input element; with K = 1 it is the rescale's broadcast of s
+      over the map (``free``; its multiply is the ``elemwise_mul`` that follows).
     * ``pool`` -- Pooling (max or average): output elements x window size (global pooling:
       the input's spatial size); adaptive average pooling: input elements.
     * ``norm`` (BatchNorm, LayerNorm, ...), ``act`` (Activation, relu, sigmoid, softmax,
@@ -295,11 +324,21 @@ def count_flops(net_or_symbol, input_shape=(1, 3, 32, 32), include='macs', input
         category = _category(op)
         if op == 'batch_dot' and _contracted_length(attrs, in_shapes) == 1:
             category = 'elemwise'   # an outer product: a broadcast multiply (unit rescale)
+        ones_operand = op == 'dot' and any(_is_constant_ones(nodes, i[0]) for i in node['inputs'])
+        if ones_operand:
+            # x . (row of 1/K) is an average over K (the units' squeeze: counted like an
+            # average pooling, one FLOP per input element); s . (row of ones) with K = 1 only
+            # spreads s over the map (the rescale's broadcast, whose multiply is counted on
+            # the elemwise_mul that follows).
+            category = 'free' if _dot_contracted_length(attrs, in_shapes) == 1 else 'pool'
         needed = in_shapes + [out_shape] if category != 'free' else []
         if any(s is None or len(s) == 0 or 0 in s for s in needed):   # () = not inferred
             raise ValueError('cannot infer the shapes around %s node %r from input shapes %s'
                              % (op, node['name'], input_shapes))
-        flops = _node_flops(op, attrs, in_shapes, out_shape)
+        if ones_operand:
+            flops = 0 if category == 'free' else _numel(in_shapes[0])
+        else:
+            flops = _node_flops(op, attrs, in_shapes, out_shape)
         if category == 'other' and op not in unknown:
             unknown.append(op)
         by_op[op] = by_op.get(op, 0) + flops

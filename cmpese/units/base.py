@@ -28,33 +28,43 @@ def check_choice(value, choices, what):
     return value
 
 
+def _ones_row(F, rows):
+    """A constant (1, H*W) row of ones shaped after ``rows`` (N, C, H*W); no gradient."""
+    corner = F.slice_axis(F.slice_axis(rows, axis=0, begin=0, end=1), axis=1, begin=0, end=1)
+    return F.BlockGrad(F.ones_like(F.reshape(corner, shape=(-3, 0))))
+
+
 def squeeze(F, x, pool_type='avg'):
     """Global spatial pooling, eq. 2 of the CMPE-SE paper: (N, C, H, W) -> (N, C, 1, 1).
 
-    The average is ``contrib.AdaptiveAvgPooling2D(output_size=1)``, the same mean as a global
-    ``Pooling``: on MXNet 1.9.1's CPU build the oneDNN backward of global average ``Pooling``
-    takes 50-440 ms per call for some widths (64 or 128 channels at 32x32 in oneDNN's
-    blocked layout, 16 channels in any layout) where this operator takes 1-10 ms
-    (docs/benchmarks.md). ONNX export maps it to GlobalAveragePool. The max squeeze of the
-    SENet ablation stays a global max ``Pooling``.
+    The average is a matrix-vector product: x as (N, C, H*W) ``dot`` a constant column of
+    1/(H*W), which is one BLAS pass over x, and whose backward is one outer product. It is the
+    same mean as a global ``Pooling`` (up to float rounding), about twice as fast to train on
+    MXNet 1.9.1's CPU build as ``contrib.AdaptiveAvgPooling2D`` and many times faster than the
+    oneDNN backward of a global average ``Pooling`` (docs/benchmarks.md). ONNX export turns
+    it into MatMul. The max squeeze of the SENet ablation stays a global max ``Pooling``.
     """
-    if pool_type == 'avg':
-        return F.contrib.AdaptiveAvgPooling2D(x, output_size=1)
-    return F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type=pool_type)
+    if pool_type != 'avg':
+        return F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type=pool_type)
+    rows = F.reshape(x, shape=(0, 0, -1))                       # (N, C, H*W)
+    ones = _ones_row(F, rows)                                   # (1, H*W)
+    mean_row = F.broadcast_div(ones, F.sum(ones, axis=1, keepdims=True))
+    return F.reshape(F.dot(rows, mean_row, transpose_b=True), shape=(0, 0, 1, 1))
 
 
 def scale(F, x, s):
-    """Channel-wise rescaling, eq. 4: x (N, C, H, W) times s (N, C), as a batched product.
+    """Channel-wise rescaling, eq. 4: x (N, C, H, W) times s (N, C).
 
-    ``batch_dot`` of s as (N*C, 1, 1) by x as (N*C, 1, H*W) is exactly x_nc * s_nc (one
-    product per element, nothing summed), but its backward computes ds = sum_hw(g * x) as
-    N*C dot products. ``broadcast_mul``'s backward uses MXNet 1.9.1's generic broadcast
-    reduction, which made the unit 5x slower to train on CPU (docs/benchmarks.md). The two
-    reshapes only use the codes 0 and -1, which ONNX Reshape shares with MXNet, so the
-    graph still converts with mx2onnx (MatMul, Reshape).
+    s is spread over the map by an outer product with a row of ones (one BLAS call), then
+    multiplied element-wise. Autograd then gives the gradient of s as the transpose of that
+    outer product, a matrix-vector product, instead of MXNet 1.9.1's generic broadcast
+    reduction (``broadcast_mul``'s backward, which made the unit 5x slower to train on CPU)
+    or N*C one-element GEMMs (``batch_dot``); docs/benchmarks.md has the measurements. Every
+    reshape uses only the codes 0 and -1, which ONNX Reshape shares with MXNet.
     """
-    rows = F.reshape(F.reshape(x, shape=(0, 0, -1)), shape=(-1, 1, 0))    # (N*C, 1, H*W)
-    return F.reshape_like(F.batch_dot(F.reshape(s, shape=(-1, 1, 1)), rows), x)
+    rows = F.reshape(x, shape=(0, 0, -1))                       # (N, C, H*W)
+    spread = F.dot(F.reshape(s, shape=(0, -1, 1)), _ones_row(F, rows))
+    return F.reshape_like(rows * spread, x)
 
 
 class ExcitationUnit(HybridBlock):
