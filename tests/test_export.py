@@ -83,7 +83,7 @@ def test_symbol_json_is_pure_graph(exported):
     assert 'Custom' not in ops and '_CustomFunction' not in ops
     assert graph['nodes'][0]['name'] == 'data'
     assert {'Convolution', 'BatchNorm', 'FullyConnected', 'dot', 'elemwise_mul', 'ones_like',
-            'mean'} <= ops
+            'BlockGrad'} <= ops
 
 
 def test_load_exported_in_process(exported):

@@ -121,6 +121,19 @@ def test_units_squeeze_and_rescale_are_pooling_and_elementwise_not_matmul():
     assert count_flops(mx.sym.dot(a, b), {'a': (2, 3, 30), 'b': (30, 1)}).macs == 2 * 3 * 30
 
 
+def test_units_channel_mean_is_a_reduction_not_a_convolution():
+    """channel_mean is a 1x1 Convolution by a constant 1/C weight: counted like the mean over
+    channels it computes (one FLOP per input element, under reduce), not as multiply-adds."""
+    from cmpese.units.base import channel_mean
+    r = count_flops(channel_mean(mx.sym, data(), 6), (2, 6, 3, 5))
+    assert r.macs == 0
+    assert r.by_category['reduce'] == 2 * 6 * 3 * 5
+    assert r.by_category['elemwise'] == 6          # the weight row: ones * (1/6)
+    w = mx.sym.var('w')
+    conv = mx.sym.Convolution(data(), w, kernel=(1, 1), num_filter=1, no_bias=True)
+    assert count_flops(conv, {'data': (2, 6, 3, 5), 'w': (1, 6, 1, 1)}).macs == 2 * 3 * 5 * 6
+
+
 def test_cheap_ops_reported_not_included_by_default():
     x = mx.sym.Convolution(data(), kernel=(1, 1), num_filter=4, no_bias=True)   # 4x8x8
     y = mx.sym.BatchNorm(x)                                                   # 256

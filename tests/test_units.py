@@ -263,6 +263,34 @@ def test_pair_view_1x1_filter_scale_is_absorbed_by_bn():
 
 
 @pytest.mark.parametrize('hybridize', [False, True])
+def test_channel_mean_matches_the_mean_over_channels(hybridize):
+    """base.channel_mean (a 1x1 convolution by a constant 1/C) is mean(axis=1), values and
+    gradients, and gives no gradient to anything but its input."""
+    from mxnet.gluon import HybridBlock
+    from cmpese.units.base import channel_mean
+
+    class Probe(HybridBlock):
+        def hybrid_forward(self, F, x):
+            return channel_mean(F, x, 5)
+
+    rng = np.random.RandomState(4)
+    x_np = rng.standard_normal((3, 5, 4, 7)).astype(np.float32)
+    g_np = rng.standard_normal((3, 1, 4, 7)).astype(np.float32)
+    probe = Probe()
+    if hybridize:
+        probe.hybridize(static_alloc=True, static_shape=True)
+    x = mx.nd.array(x_np)
+    x.attach_grad()
+    with autograd.record():
+        y = probe(x)
+    y.backward(mx.nd.array(g_np))
+    np.testing.assert_allclose(y.asnumpy(), x_np.mean(axis=1, keepdims=True), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(x.grad.asnumpy(), np.repeat(g_np / 5, 5, axis=1), rtol=1e-6,
+                               atol=1e-7)
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
 def test_squeeze_and_scale_helpers_match_the_plain_formulas(hybridize):
     """base.squeeze / base.scale (dot by constant rows of 1/HW and ones) are the global mean and the
     channel-wise product, values and gradients, imperative and hybridized."""

@@ -264,7 +264,8 @@ def count_flops(net_or_symbol, input_shape=(1, 3, 32, 32), include='macs', input
       ``BlockGrad``, reshapes or a division by its own sum) is not a matrix product: with a
       contracted length K > 1 it is the units' squeeze, an average over K, counted under
       ``pool`` as one FLOP per input element; with K = 1 it is the rescale's broadcast of s
-      over the map (``free``; its multiply is the ``elemwise_mul`` that follows).
+      over the map (``free``; its multiply is the ``elemwise_mul`` that follows). Likewise a
+      Convolution whose weight is such a constant is the units' channel mean: ``reduce``.
     * ``pool`` -- Pooling (max or average): output elements x window size (global pooling:
       the input's spatial size); adaptive average pooling: input elements.
     * ``norm`` (BatchNorm, LayerNorm, ...), ``act`` (Activation, relu, sigmoid, softmax,
@@ -331,11 +332,15 @@ def count_flops(net_or_symbol, input_shape=(1, 3, 32, 32), include='macs', input
             # spreads s over the map (the rescale's broadcast, whose multiply is counted on
             # the elemwise_mul that follows).
             category = 'free' if _dot_contracted_length(attrs, in_shapes) == 1 else 'pool'
+        ones_weight = op in _CONV and len(node['inputs']) > 1 and \
+            _is_constant_ones(nodes, node['inputs'][1][0])
+        if ones_weight:
+            category = 'reduce'     # a 1x1 convolution by a constant 1/C: the channel mean
         needed = in_shapes + [out_shape] if category != 'free' else []
         if any(s is None or len(s) == 0 or 0 in s for s in needed):   # () = not inferred
             raise ValueError('cannot infer the shapes around %s node %r from input shapes %s'
                              % (op, node['name'], input_shapes))
-        if ones_operand:
+        if ones_operand or ones_weight:
             flops = 0 if category == 'free' else _numel(in_shapes[0])
         else:
             flops = _node_flops(op, attrs, in_shapes, out_shape)

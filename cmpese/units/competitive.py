@@ -11,7 +11,7 @@ The identity flow joins the excitation of the residual flow:
 """
 from mxnet.gluon import nn
 
-from .base import ExcitationUnit, check_choice, reduced_channels, scale, squeeze
+from .base import ExcitationUnit, channel_mean, check_choice, reduced_channels, scale, squeeze
 
 
 class DoubleFCUnit(ExcitationUnit):
@@ -71,8 +71,8 @@ class PairViewUnit(ExcitationUnit):
         # eq. 10: (N, 1, 2, C), residual signals on the top row, identity on the bottom one
         v = F.concat(F.reshape(squeeze(F, residual), shape=(0, 1, 1, -1)),
                      F.reshape(squeeze(F, identity), shape=(0, 1, 1, -1)), dim=2)
-        # eq. 11 / 13: eps filters, BN, average over the eps maps -> (N, 1 or 2, C)
-        v = F.mean(self.bn(self.conv(v)), axis=1)
+        # eq. 11 / 13: eps filters, BN, average over the eps maps -> (N, 1, 1 or 2, C)
+        v = channel_mean(F, self.bn(self.conv(v)), self.filters)
         s = self.excite(F, F.relu(self.fc1(v)))  # fc1 flattens: eq. 14's F_flatten
         return scale(F, residual, s)
 

@@ -29,7 +29,7 @@ import re
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-from .base import GATES, ExcitationUnit, check_choice, reduced_channels, scale, squeeze
+from .base import GATES, ExcitationUnit, channel_mean, check_choice, reduced_channels, scale, squeeze
 
 __all__ = ['InnerImagingUnit', 'GFILTER_SETS', 'ROUNDINGS', 'parse_gset', 'fold_shape',
            'padded_fold', 'rounded_channels']
@@ -254,7 +254,7 @@ class InnerImagingUnit(ExcitationUnit):
         out_rows, out_cols = self.group_shape
         maps = []
         for conv, bn, (r, c) in zip(self.convs, self.bns, self._outs):
-            g = F.mean(bn(conv(v)), axis=1, keepdims=True)                       # (N,1,r,c)
+            g = channel_mean(F, bn(conv(v)), self.hidden)                        # (N,1,r,c)
             pad_cols = 0 if self.aggregate == 'concat' else out_cols - c
             if out_rows - r or pad_cols:
                 g = F.pad(g, mode='constant', constant_value=0,
