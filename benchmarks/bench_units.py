@@ -28,9 +28,38 @@ the other (``--interleave all`` mixes them, but needs more than 20 GB of memory)
 Ratios are time / time of the family's baseline (plain model; GluonCV for WRN-28-10), for
 inference the inverse ratio of throughputs, so 1.00 means "as fast" and larger is slower.
 
+The memory floor (every family but wrn28_10; ``--no-floor`` leaves it out). Is a goal
+reachable at all on this machine, by any implementation of a unit, even a perfectly fused
+one? Every unit (SE, CMPE-SE, InI) at least squeezes the residual R (N, C, H, W) and
+rescales it. Beyond what the plain block already moves, a perfectly fused kernel must still
+move, per unit:
+
+* forward, 1 pass over R: the squeeze reads R; the rescale can be fused into the residual
+  addition that the plain block does anyway, so it adds nothing;
+* backward, 4 passes: ds = sum_hw dY * R reads dY and R (2); dR = s * dY + dz / (H*W) can
+  only be written once ds has gone back through the excitation, so it reads dY again and
+  writes dR (2).
+
+So a training step costs at least 5 extra passes over each unit's residual, an inference
+batch at least 1. A pass is timed on this machine, in the same process and in the same
+shuffled rounds as the models (drift hits it too), as one third of
+``mx.nd.elemwise_add(a, b, out=c)`` on a tensor of the unit's shape: the operator the plain
+network itself uses for its residual additions, which reads two tensors and writes one.
+The unit shapes are the inputs of the SEUnits of ``se_<backbone>`` in one forward pass on
+the family's batch; every unit has its own preallocated a, b, c, so that no pass finds its
+data in a cache that the previous one warmed. Then
+
+    floor per training step  = (5/3) * sum over units of t_add(shape)
+    floor per inference batch = (1/3) * the same sum
+    floor ratio = (plain median + floor median) / plain median
+
+A goal below the floor ratio cannot be met on this machine by any unit, whatever its
+operators; the floor row says "lower bound" and does not count among the goals.
+
     python benchmarks/bench_units.py                       # full run (~25 min on 2 cores)
     python benchmarks/bench_units.py --quick               # smoke run (~1 min)
     python benchmarks/bench_units.py --families wrn16_8 --rounds 3 --json out.json
+    python benchmarks/bench_units.py --families preresnet164 --no-inference --no-floor
 
 Experiments (nothing in cmpese/ is modified; the unit modules are patched in memory for
 this process only and the output is marked as such). The package squeezes with
@@ -69,6 +98,14 @@ GOAL_SE = 1.05
 GOAL_CMPE = 1.07
 GOAL_OURS = 1.00
 GOAL_INI = 1.10
+# the memory floor: extra passes over a unit's residual that even a fused unit must make
+FLOOR_TRAIN_PASSES = 5     # forward 1 (squeeze) + backward 4 (ds: read dY, R; dR: read dY, write)
+FLOOR_INFER_PASSES = 1     # the squeeze; the rescale folds into the residual addition
+ADD_PASSES = 3             # elemwise_add(a, b, out=c) reads two tensors and writes one
+FLOOR_BACKBONES = {'wrn16_8': 'wrn16_8', 'preresnet164': 'preresnet164',
+                   'ini_wrn16_8': 'wrn16_8', 'ini_preresnet164': 'preresnet164'}
+FLOOR_LABEL = 'memory floor (any unit, %d passes)' % FLOOR_TRAIN_PASSES
+ROLE_NAMES = {'se': 'SE', 'cmpe': 'CMPE-SE', 'ini': 'InI', 'ours': 'ours vs GluonCV'}
 
 log = logging.getLogger('bench_units')
 
@@ -105,6 +142,11 @@ def parse_args(argv=None):
                         '1 inference batch, no warm-up round (explicit flags still win)')
     p.add_argument('--no-inference', action='store_true', help='time training only')
     p.add_argument('--no-train', action='store_true', help='time inference only')
+    p.add_argument('--no-floor', action='store_true',
+                   help='leave out the memory floor (timed by default in every family but '
+                        'wrn28_10: %d passes per training step and %d per inference batch '
+                        'over each unit residual, one pass = 1/%d of an elemwise_add)'
+                   % (FLOOR_TRAIN_PASSES, FLOOR_INFER_PASSES, ADD_PASSES))
     p.add_argument('--squeeze-impl', choices=('package', 'pooling', 'adaptive', 'mean'),
                    default='package', help='EXPERIMENT: op used by the units to squeeze')
     p.add_argument('--scale-impl', choices=('package', 'broadcast_mul', 'batch_dot',
@@ -311,6 +353,100 @@ class Bench(object):
         del self.net, self.trainer
 
 
+def unit_shapes(backbone, data, batch, seed):
+    """Shapes of the residuals the units of ``backbone`` recalibrate, in network order.
+
+    Builds ``se_<backbone>`` (not hybridized, Xavier init), runs one forward pass on the
+    first ``batch`` images with a forward pre-hook on every SEUnit that records the shape
+    of its first input (the residual), then frees the model. CMPE-SE and InI sit at the
+    same places, so their residuals have the same shapes.
+    """
+    import mxnet as mx
+    import cmpese
+    from cmpese.units import SEUnit
+    mx.random.seed(seed)
+    net = cmpese.get_model('se_' + backbone, classes=10)
+    net.initialize(mx.init.Xavier(magnitude=2), ctx=mx.cpu())
+    shapes, handles = [], []
+
+    def record(block, inputs):
+        shapes.append(tuple(int(d) for d in inputs[0].shape))
+
+    def hook(block):
+        if isinstance(block, SEUnit):
+            handles.append(block.register_forward_pre_hook(record))
+    net.apply(hook)
+    net(data[:batch]).wait_to_read()
+    for h in handles:
+        h.detach()
+    del net
+    gc.collect()
+    if not shapes:
+        raise RuntimeError('se_%s: no SEUnit was called in a forward pass; cannot size the '
+                           'memory floor (pass --no-floor)' % backbone)
+    return shapes
+
+
+class FloorBench(object):
+    """The memory floor of a family, timed in its rounds like a model (see the docstring).
+
+    A timed call runs ``steps`` repetitions of ``elemwise_add(a, b, out=c)`` over every
+    unit's shape, closed by ``mx.nd.waitall()``; the training time stored is
+    FLOOR_TRAIN_PASSES / ADD_PASSES of the per-step add time, the inference time
+    FLOOR_INFER_PASSES / ADD_PASSES of it.
+    """
+
+    source = 'floor'
+    role = 'floor'
+    optimizer = '-'
+    params = 0
+
+    def __init__(self, family, backbone, shapes, batch):
+        import mxnet as mx
+        import numpy as np
+        self.family, self.backbone, self.batch = family, backbone, batch
+        self.label = FLOOR_LABEL
+        self.name = 'floor_' + backbone
+        self.shapes = list(shapes)
+        t0 = time.perf_counter()
+        # one (a, b, c) per unit, as in the network: no pass reads what the last one cached
+        self.buffers = [(mx.nd.ones(s), mx.nd.ones(s), mx.nd.zeros(s)) for s in self.shapes]
+        self.elements = sum(int(math.prod(s)) for s in self.shapes)
+        self.bytes_per_pass = self.elements * np.dtype('float32').itemsize
+        self.train_times, self.infer_times = [], []
+        self.last_loss = float('nan')
+        mx.nd.waitall()
+        self.build_s = time.perf_counter() - t0
+        self.warmup_s = 0.0
+
+    def add_all(self):
+        import mxnet as mx
+        for a, b, c in self.buffers:
+            mx.nd.elemwise_add(a, b, out=c)
+
+    def _time_adds(self, steps):
+        """Seconds per repetition of the adds over all units."""
+        import mxnet as mx
+        mx.nd.waitall()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            self.add_all()
+        mx.nd.waitall()
+        return (time.perf_counter() - t0) / steps
+
+    def first_call(self, train, infer):
+        self.warmup_s = self._time_adds(1)
+
+    def time_train(self, steps):
+        self.train_times.append(self._time_adds(steps) * FLOOR_TRAIN_PASSES / ADD_PASSES)
+
+    def time_infer(self, steps):
+        self.infer_times.append(self._time_adds(steps) * FLOOR_INFER_PASSES / ADD_PASSES)
+
+    def release(self):
+        del self.buffers
+
+
 def spread(values):
     """(max - min) / median, in percent."""
     if len(values) < 2:
@@ -322,6 +458,17 @@ def spread(values):
 def paired(times, base_times):
     """Median over rounds of the per-round ratio (drift common to a round cancels)."""
     return statistics.median(t / b for t, b in zip(times, base_times))
+
+
+def _count(items):
+    """[(item, how many times in a row)], runs of equal consecutive items."""
+    runs = []
+    for it in items:
+        if runs and runs[-1][0] == it:
+            runs[-1][1] += 1
+        else:
+            runs.append([it, 1])
+    return runs
 
 
 def rss_mb():
@@ -345,6 +492,9 @@ def summarise(benches, args):
     for fam, members in by_family.items():
         base = members[0]
         for b in members:
+            if b.role == 'floor':
+                rows.append(floor_row(b, base))
+                continue
             row = {'family': fam, 'model': b.label, 'name': b.name, 'source': b.source,
                    'role': b.role, 'batch': b.batch, 'params': b.params,
                    'baseline': base.label, 'goal': goal_for(b.role),
@@ -374,7 +524,40 @@ def summarise(benches, args):
     return rows
 
 
+def floor_row(b, base):
+    """The row of a FloorBench: its own times, and the ratios of plain + floor to plain."""
+    row = {'family': b.family, 'model': b.label, 'name': b.name, 'source': b.source,
+           'role': b.role, 'batch': b.batch, 'params': 0, 'baseline': base.label,
+           'goal': None, 'bound': 'lower', 'build_s': round(b.build_s, 2),
+           'warmup_s': round(b.warmup_s, 2), 'last_loss': None,
+           'units': len(b.shapes), 'unit_shapes': [list(s) for s in b.shapes],
+           'bytes_per_pass': b.bytes_per_pass,
+           'passes': {'train': FLOOR_TRAIN_PASSES, 'infer': FLOOR_INFER_PASSES},
+           'pass_timed_as': '1/%d of mx.nd.elemwise_add(a, b, out=c) per unit shape'
+                            % ADD_PASSES}
+    for kind, times, base_times, passes in (
+            ('train', b.train_times, base.train_times, FLOOR_TRAIN_PASSES),
+            ('infer', b.infer_times, base.infer_times, FLOOR_INFER_PASSES)):
+        if not times or not base_times:
+            continue
+        med, bmed = statistics.median(times), statistics.median(base_times)
+        row.update({kind + '_ms': 1e3 * med,                  # the floor alone
+                    kind + '_ms_min': 1e3 * min(times),
+                    kind + '_spread_pct': spread(times),
+                    kind + '_with_floor_ms': 1e3 * (bmed + med),  # plain + floor
+                    kind + '_ratio': (bmed + med) / bmed,
+                    kind + '_paired_ratio': statistics.median(
+                        (p + t) / p for t, p in zip(times, base_times)),
+                    kind + '_pass_gb_s': passes * b.bytes_per_pass / med / 1e9,
+                    kind + '_samples_ms': [1e3 * t for t in times]})
+        if kind == 'infer':  # what any unit model could reach at best
+            row['infer_img_s_with_floor'] = b.batch / (bmed + med)
+    return row
+
+
 def verdict(row, kind):
+    if row['role'] == 'floor':
+        return 'lower bound' if kind + '_ratio' in row else '-'
     if row['goal'] is None:
         return 'baseline'
     if kind + '_pass' not in row:
@@ -401,6 +584,15 @@ def format_table(rows, args):
     for fam in fams:
         table.append(('## ' + titles[fam],))
         for r in (r for r in rows if r['family'] == fam):
+            if r['role'] == 'floor':  # extra ms over plain; best img/s of any unit model
+                tr = ('+%.1f' % r['train_ms'], '%.0f%%' % r['train_spread_pct'],
+                      '%.3fx' % r['train_ratio']) if 'train_ms' in r else ('-', '-', '-')
+                inf = ('<=%.1f' % r['infer_img_s_with_floor'],
+                       '%.0f%%' % r['infer_spread_pct'],
+                       '%.3fx' % r['infer_ratio']) if 'infer_ms' in r else ('-', '-', '-')
+                table.append((r['model'], str(r['batch'])) + tr + (verdict(r, 'train'),) +
+                             inf + (verdict(r, 'infer'),))
+                continue
             tr = ('%.1f' % r['train_ms'], '%.0f%%' % r['train_spread_pct'],
                   '%.3fx' % r['train_ratio']) if 'train_ms' in r else ('-', '-', '-')
             inf = ('%.1f' % r['infer_img_s'], '%.0f%%' % r['infer_spread_pct'],
@@ -422,6 +614,65 @@ def format_table(rows, args):
         else:
             lines.append(fmt(t))
     return '\n'.join(lines)
+
+
+def floor_summary(rows):
+    """{family: floor figures and the goals that lie below it}, from the rows."""
+    out = {}
+    for f in (r for r in rows if r['role'] == 'floor'):
+        goals = []
+        for r in rows:
+            g = (ROLE_NAMES.get(r['role'], r['role']), r['goal'])
+            if r['family'] == f['family'] and r['goal'] is not None and g not in goals:
+                goals.append(g)
+        entry = {'units': f['units'], 'batch': f['batch'],
+                 'bytes_per_pass': f['bytes_per_pass'], 'baseline': f['baseline'],
+                 'goals_below_floor': {}}
+        for kind in ('train', 'infer'):
+            if kind + '_ratio' not in f:
+                continue
+            for key in ('ms', 'with_floor_ms', 'ratio', 'paired_ratio', 'pass_gb_s'):
+                entry['%s_%s' % (kind, key)] = f['%s_%s' % (kind, key)]
+            entry['goals_below_floor'][kind] = [
+                {'unit': name, 'goal': goal} for name, goal in goals
+                if f[kind + '_ratio'] > goal]
+        out[f['family']] = entry
+    return out
+
+
+def floor_lines(floors):
+    """Per family: which goals lie below the floor, and the floor's own figures."""
+    what = {'train': 'training', 'infer': 'inference'}
+    lines = []
+    for fam, e in floors.items():
+        above = []
+        for kind in ('train', 'infer'):
+            if kind + '_ratio' not in e:
+                continue
+            ratio, below = e[kind + '_ratio'], e['goals_below_floor'][kind]
+            if below:
+                lines.append('%s: floor %.3fx (%s) > %s: no implementation of a unit can '
+                             'meet %s on this machine'
+                             % (fam, ratio, what[kind],
+                                ', '.join('%s goal %.2fx' % (g['unit'], g['goal'])
+                                          for g in below),
+                                'it' if len(below) == 1 else 'them'))
+            else:
+                above.append('%.3fx (%s)' % (ratio, what[kind]))
+        if above:
+            lines.append('%s: floor %s: the goals are above the floor'
+                         % (fam, ', '.join(above)))
+    for fam, e in floors.items():
+        parts = ['%s: floor of %d unit residuals, %.1f MB per pass at batch %d'
+                 % (fam, e['units'], e['bytes_per_pass'] / 1e6, e['batch'])]
+        for kind, n in (('train', FLOOR_TRAIN_PASSES), ('infer', FLOOR_INFER_PASSES)):
+            if kind + '_ms' in e:
+                parts.append('+%.1f ms per %s (%d pass%s; one pass at %.1f GB/s)'
+                             % (e[kind + '_ms'],
+                                'training step' if kind == 'train' else 'inference batch',
+                                n, 'es' if n > 1 else '', e[kind + '_pass_gb_s']))
+        lines.append('  ' + '; '.join(parts))
+    return lines
 
 
 def environment(args, user_env):
@@ -568,14 +819,35 @@ def main(argv=None):
     groups = [specs] if args.interleave == 'all' else \
         [[s for s in specs if s[0] == fam] for fam in args.families]
     benches = []
+    shapes_of = {}  # backbone -> unit residual shapes (shared by e.g. wrn16_8, ini_wrn16_8)
     for group in groups:
         members = []
+        floor_fams = [] if args.no_floor else \
+            [f for f in dict.fromkeys(s[0] for s in group) if f in FLOOR_BACKBONES]
+        for fam in floor_fams:  # before the family's models: the SE model is freed first
+            backbone = FLOOR_BACKBONES[fam]
+            if backbone not in shapes_of:
+                t0 = time.perf_counter()
+                shapes_of[backbone] = unit_shapes(backbone, data, args.batch_size, args.seed)
+                log.info('floor %s: %d unit residuals of se_%s, shapes %s (%.1fs)', fam,
+                         len(shapes_of[backbone]), backbone,
+                         ', '.join('%dx %s' % (n, 'x'.join(map(str, s))) for s, n in
+                                   _count(shapes_of[backbone])), time.perf_counter() - t0)
         for spec in group:
             b = Bench(spec, data, label, args)
             b.first_call(train, infer)
             log.info('built %-32s batch %2d  %6.2fM params  build %.1fs  first call %.1fs  '
                      'max RSS %.0f MB', b.label, b.batch, b.params / 1e6, b.build_s,
                      b.warmup_s, rss_mb())
+            members.append(b)
+        for fam in floor_fams:
+            b = FloorBench(fam, FLOOR_BACKBONES[fam], shapes_of[FLOOR_BACKBONES[fam]],
+                           args.batch_size)
+            b.first_call(train, infer)
+            log.info('built %-32s batch %2d  %d x 3 buffers, %.0f MB  build %.1fs  first '
+                     'call %.2fs  max RSS %.0f MB', '%s of %s' % (b.label, fam), b.batch,
+                     len(b.shapes), 3 * b.bytes_per_pass / 1e6, b.build_s, b.warmup_s,
+                     rss_mb())
             members.append(b)
         if not benches:
             log.info('optimizer: %s, momentum 0.9, lr %g, wd 5e-4', members[0].optimizer,
@@ -592,8 +864,9 @@ def main(argv=None):
         benches.extend(members)
 
     rows = summarise(benches, args)
+    floors = floor_summary(rows)
     for r in rows:
-        if train and not math.isfinite(r['last_loss']):
+        if train and r['role'] != 'floor' and not math.isfinite(r['last_loss']):
             log.warning('%s: loss became %s during the run (timings of non-finite values may '
                         'be unrepresentative; lower --lr)', r['model'], r['last_loss'])
     total = time.perf_counter() - t_start
@@ -615,6 +888,13 @@ def main(argv=None):
     if patched:
         print('EXPERIMENT: patched in memory: squeeze=%s scale=%s relu=%s (cmpese/ unchanged)'
               % (args.squeeze_impl, args.scale_impl, args.relu_impl))
+    if floors:
+        print('%s: what even a perfectly fused unit must add to plain, %d extra passes per '
+              'training step and %d per inference batch over each unit residual, a pass '
+              'timed as 1/%d of elemwise_add(a, b, out=c) of its shape in the same rounds; '
+              'its ratio is (plain + floor) / plain, its train column the extra ms (+), its '
+              'img/s column the best img/s any unit model could reach (<=).'
+              % (FLOOR_LABEL, FLOOR_TRAIN_PASSES, FLOOR_INFER_PASSES, ADD_PASSES))
     print()
     print(format_table(rows, args))
     print()
@@ -626,6 +906,8 @@ def main(argv=None):
             print('%s goals: %d/%d pass%s' % (what, len(judged) - len(failed), len(judged),
                                                ('; FAIL: ' + ', '.join(failed)) if failed
                                                else ''))
+    for line in floor_lines(floors):
+        print(line)
     print('total wall time %.0f s, max RSS %.0f MB' % (total, rss_mb()))
 
     if args.json:
@@ -633,6 +915,12 @@ def main(argv=None):
                'goals': {'se': GOAL_SE, 'cmpe_se': GOAL_CMPE, 'ours_vs_gluoncv': GOAL_OURS,
                          'ini': GOAL_INI},
                'results': rows, 'wall_time_s': total,
+               'floor': {'method': 'per unit residual: %d passes per training step, %d per '
+                                   'inference batch; a pass = 1/%d of the time of '
+                                   'mx.nd.elemwise_add(a, b, out=c) of its shape; ratio = '
+                                   '(plain median + floor median) / plain median'
+                                   % (FLOOR_TRAIN_PASSES, FLOOR_INFER_PASSES, ADD_PASSES),
+                         'families': floors},
                'command': ' '.join([os.path.basename(sys.executable)] + sys.argv)}
         with open(args.json, 'w') as f:
             json.dump(out, f, indent=1)
