@@ -62,13 +62,15 @@ operators; the floor row says "lower bound" and does not count among the goals.
     python benchmarks/bench_units.py --families preresnet164 --no-inference --no-floor
 
 Experiments (nothing in cmpese/ is modified; the unit modules are patched in memory for
-this process only and the output is marked as such). The package squeezes with
-contrib.AdaptiveAvgPooling2D and rescales with batch_dot; these flags swap in the others:
+this process only and the output is marked as such). The package squeezes with a dot by a
+row of 1/(H*W) and rescales by s spread over the map with a dot by a row of ones (cmpese/units/
+base.py); these flags swap in the earlier versions:
 
     --squeeze-impl pooling      squeeze with a global average Pooling (the first version)
-    --squeeze-impl adaptive|mean   contrib.AdaptiveAvgPooling2D(output_size=1) / mean(axis=(2,3))
+    --squeeze-impl adaptive|mean   contrib.AdaptiveAvgPooling2D(output_size=1) (the second
+                                version) / mean(axis=(2,3))
     --scale-impl broadcast_mul  rescale with broadcast_mul (the first version)
-    --scale-impl batch_dot      batch_dot of (N*C,1,1) by (N*C,1,H*W)
+    --scale-impl batch_dot      batch_dot of (N*C,1,1) by (N*C,1,H*W) (the second version)
     --relu-impl activation      trace any remaining F.relu as Activation(act_type='relu')
     --env KEY=VALUE             set an environment variable before MXNet is imported
     --profile MODEL             mx.profiler per-operator table of one training step and one
