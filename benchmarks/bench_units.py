@@ -71,6 +71,8 @@ base.py); these flags swap in the earlier versions:
                                 version) / mean(axis=(2,3))
     --scale-impl broadcast_mul  rescale with broadcast_mul (the first version)
     --scale-impl batch_dot      batch_dot of (N*C,1,1) by (N*C,1,H*W) (the second version)
+    --mean-impl mean            average the pair-view / G-filter maps with mean(axis=1) (the
+                                second version) instead of a 1x1 convolution by 1/eps
     --relu-impl activation      trace any remaining F.relu as Activation(act_type='relu')
     --env KEY=VALUE             set an environment variable before MXNet is imported
     --profile MODEL             mx.profiler per-operator table of one training step and one
@@ -149,11 +151,13 @@ def parse_args(argv=None):
                         'wrn28_10: %d passes per training step and %d per inference batch '
                         'over each unit residual, one pass = 1/%d of an elemwise_add)'
                    % (FLOOR_TRAIN_PASSES, FLOOR_INFER_PASSES, ADD_PASSES))
-    p.add_argument('--squeeze-impl', choices=('package', 'pooling', 'adaptive', 'mean'),
+    p.add_argument('--squeeze-impl', choices=('package',) + tuple(SQUEEZE_IMPLS),
                    default='package', help='EXPERIMENT: op used by the units to squeeze')
-    p.add_argument('--scale-impl', choices=('package', 'broadcast_mul', 'batch_dot',
-                                            'broadcast_like'),
+    p.add_argument('--scale-impl', choices=('package',) + tuple(SCALE_IMPLS),
                    default='package', help='EXPERIMENT: op used by the units to rescale')
+    p.add_argument('--mean-impl', choices=('package',) + tuple(MEAN_IMPLS), default='package',
+                   help='EXPERIMENT: op used by CMPE-SE pair-view and InI to average their '
+                        'eps maps (the second version: mean)')
     p.add_argument('--relu-impl', choices=('package', 'activation'), default='package',
                    help="EXPERIMENT: 'activation' makes every F.relu traced into a hybridized "
                         "graph an Activation(act_type='relu') (oneDNN eltwise), as GluonCV uses")
@@ -189,8 +193,29 @@ def parse_args(argv=None):
 
 
 # --------------------------------------------------------------------------- experiments
-def patch_units(squeeze_impl, scale_impl):
-    """Swap the squeeze / scale helpers the units call (in memory, this process only)."""
+# The operators the units used before (and one more candidate each), by name. The package's
+# own are cmpese.units.base.squeeze / scale / channel_mean; benchmarks/bench_ops.py times
+# all of them side by side on single unit shapes.
+SQUEEZE_IMPLS = {
+    'pooling': lambda F, x: F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg'),
+    'adaptive': lambda F, x: F.contrib.AdaptiveAvgPooling2D(x, output_size=1),
+    'mean': lambda F, x: F.mean(x, axis=(2, 3), keepdims=True),
+}
+SCALE_IMPLS = {
+    'broadcast_like': lambda F, x, s: x * F.broadcast_like(F.reshape(s, shape=(0, 0, 1, 1)), x),
+    'broadcast_mul': lambda F, x, s: F.broadcast_mul(x, F.reshape(s, shape=(0, 0, 1, 1))),
+    # (N*C, 1, 1) x (N*C, 1, H*W): ds is N*C one-element dot products
+    'batch_dot': lambda F, x, s: F.reshape_like(
+        F.batch_dot(F.reshape(s, shape=(-1, 1, 1)), F.reshape(x, shape=(-3, 1, -1))), x),
+}
+MEAN_IMPLS = {
+    'mean': lambda F, x, channels: F.mean(x, axis=1, keepdims=True),
+}
+
+
+def patch_units(squeeze_impl, scale_impl, mean_impl='package'):
+    """Swap the squeeze / scale / channel-mean helpers the units call (in memory, this
+    process only)."""
     import cmpese.units.competitive as competitive
     import cmpese.units.inner_imaging as inner_imaging
     import cmpese.units.se as se
@@ -198,31 +223,18 @@ def patch_units(squeeze_impl, scale_impl):
     modules = (se, competitive, inner_imaging)
 
     if squeeze_impl != 'package':
-        package_squeeze = base.squeeze
+        package_squeeze, impl = base.squeeze, SQUEEZE_IMPLS[squeeze_impl]
 
         def squeeze(F, x, pool_type='avg'):
-            if pool_type != 'avg':
-                return package_squeeze(F, x, pool_type)
-            if squeeze_impl == 'pooling':
-                return F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg')
-            if squeeze_impl == 'adaptive':
-                return F.contrib.AdaptiveAvgPooling2D(x, output_size=1)
-            return F.mean(x, axis=(2, 3), keepdims=True)
+            return impl(F, x) if pool_type == 'avg' else package_squeeze(F, x, pool_type)
         for module in modules:
             module.squeeze = squeeze
-
     if scale_impl != 'package':
-        def scale(F, x, s):
-            if scale_impl == 'broadcast_like':
-                return x * F.broadcast_like(F.reshape(s, shape=(0, 0, 1, 1)), x)
-            if scale_impl == 'broadcast_mul':
-                return F.broadcast_mul(x, F.reshape(s, shape=(0, 0, 1, 1)))
-            # (N*C, 1, 1) x (N*C, 1, H*W): the gradient of s is a batched dot product
-            # instead of MXNet's generic broadcast reduction.
-            y = F.batch_dot(F.reshape(s, shape=(-1, 1, 1)), F.reshape(x, shape=(-3, 1, -1)))
-            return F.reshape_like(y, x)
         for module in modules:
-            module.scale = scale
+            module.scale = SCALE_IMPLS[scale_impl]
+    if mean_impl != 'package':
+        for module in (competitive, inner_imaging):
+            module.channel_mean = MEAN_IMPLS[mean_impl]
 
 
 def patch_relu(relu_impl):
@@ -798,9 +810,10 @@ def main(argv=None):
     import mxnet as mx  # noqa: F401  (after --env)
     import cmpese  # noqa: F401  (registers our names into gluoncv too)
 
-    patched = (args.squeeze_impl, args.scale_impl, args.relu_impl) != ('package',) * 3
+    impls = (args.squeeze_impl, args.scale_impl, args.mean_impl, args.relu_impl)
+    patched = impls != ('package',) * 4
     if patched:
-        patch_units(args.squeeze_impl, args.scale_impl)
+        patch_units(args.squeeze_impl, args.scale_impl, args.mean_impl)
         patch_relu(args.relu_impl)
     if args.profile:
         profile(args)
@@ -814,8 +827,7 @@ def main(argv=None):
              ', '.join(env['mxnet_features']), env['gluoncv'], env['cpu'], env['cpus'],
              env['env'] or '{}')
     if patched:
-        log.info('EXPERIMENT: patched in memory: squeeze=%s scale=%s relu=%s',
-                 args.squeeze_impl, args.scale_impl, args.relu_impl)
+        log.info('EXPERIMENT: patched in memory: squeeze=%s scale=%s mean=%s relu=%s', *impls)
 
     specs = model_specs(args)
     groups = [specs] if args.interleave == 'all' else \
@@ -888,8 +900,8 @@ def main(argv=None):
         env['cpus'], env['python'],
         (', env ' + ' '.join('%s=%s' % kv for kv in env['env'].items())) if env['env'] else ''))
     if patched:
-        print('EXPERIMENT: patched in memory: squeeze=%s scale=%s relu=%s (cmpese/ unchanged)'
-              % (args.squeeze_impl, args.scale_impl, args.relu_impl))
+        print('EXPERIMENT: patched in memory: squeeze=%s scale=%s mean=%s relu=%s (cmpese/ '
+              'unchanged)' % impls)
     if floors:
         print('%s: what even a perfectly fused unit must add to plain, %d extra passes per '
               'training step and %d per inference batch over each unit residual, a pass '
