@@ -90,16 +90,13 @@ FlopCount = collections.namedtuple('FlopCount', [
 ])
 
 
-def _contracted_length(attrs, in_shapes):
-    """The summed-over length of a batch_dot."""
+def _contracted_length(op, attrs, in_shapes):
+    """The summed-over length of a dot or batch_dot. transpose_a swaps the last two axes of
+    a batch_dot's lhs and reverses all axes of a dot's."""
     a = in_shapes[0]
-    return int(a[-2] if _flag(attrs, 'transpose_a') else a[-1])
-
-
-def _dot_contracted_length(attrs, in_shapes):
-    """The summed-over length of a dot (lhs of any rank; transpose_a reverses its axes)."""
-    a = in_shapes[0]
-    return int(a[0] if _flag(attrs, 'transpose_a') else a[-1])
+    if not _flag(attrs, 'transpose_a'):
+        return int(a[-1])
+    return int(a[-2] if op == 'batch_dot' else a[0])
 
 
 # Operators through which a constant stays a constant of the same kind (a row of ones, or
@@ -119,6 +116,23 @@ def _is_constant_ones(nodes, nid):
             return False
         nid = node['inputs'][0][0]
     return False
+
+
+def _constant_ones_category(op, node, nodes, attrs, in_shapes):
+    """The category of a product by a constant of ones, which is not a product at all; None
+    for any other node.
+
+    x . (row of 1/K) averages over K (the units' squeeze: 'pool', like an average pooling);
+    s . (row of ones) with K = 1 spreads s over the map (the rescale's broadcast: 'free', its
+    multiply is the elemwise_mul after it); a Convolution by a constant 1/C weight is the
+    mean over channels (the eps-map average: 'reduce', like ``mean``).
+    """
+    if op == 'dot' and any(_is_constant_ones(nodes, i[0]) for i in node['inputs']):
+        return 'free' if _contracted_length(op, attrs, in_shapes) == 1 else 'pool'
+    if op in _CONV and len(node['inputs']) > 1 and _is_constant_ones(nodes,
+                                                                     node['inputs'][1][0]):
+        return 'reduce'
+    return None
 
 
 def _category(op):
@@ -186,12 +200,8 @@ def _node_flops(op, attrs, in_shapes, out_shape):
         if not _flag(attrs, 'no_bias'):
             flops += out
         return flops
-    if op == 'dot':
-        a = in_shapes[0]
-        k = a[0] if _flag(attrs, 'transpose_a') else a[-1]
-        return out * int(k)
-    if op == 'batch_dot':
-        return out * _contracted_length(attrs, in_shapes)
+    if op in _MATMUL:
+        return out * _contracted_length(op, attrs, in_shapes)
     if op in _POOL:
         if _flag(attrs, 'global_pool'):
             window = _numel(in_shapes[0][2:])
@@ -323,24 +333,16 @@ def count_flops(net_or_symbol, input_shape=(1, 3, 32, 32), include='macs', input
         in_shapes = [entry_shape(i[0], i[1]) for i in node['inputs']]
         out_shape = entry_shape(nid, 0)
         category = _category(op)
-        if op == 'batch_dot' and _contracted_length(attrs, in_shapes) == 1:
-            category = 'elemwise'   # an outer product: a broadcast multiply (unit rescale)
-        ones_operand = op == 'dot' and any(_is_constant_ones(nodes, i[0]) for i in node['inputs'])
-        if ones_operand:
-            # x . (row of 1/K) is an average over K (the units' squeeze: counted like an
-            # average pooling, one FLOP per input element); s . (row of ones) with K = 1 only
-            # spreads s over the map (the rescale's broadcast, whose multiply is counted on
-            # the elemwise_mul that follows).
-            category = 'free' if _dot_contracted_length(attrs, in_shapes) == 1 else 'pool'
-        ones_weight = op in _CONV and len(node['inputs']) > 1 and \
-            _is_constant_ones(nodes, node['inputs'][1][0])
-        if ones_weight:
-            category = 'reduce'     # a 1x1 convolution by a constant 1/C: the channel mean
+        averaging = _constant_ones_category(op, node, nodes, attrs, in_shapes)
+        if averaging:
+            category = averaging
+        elif op == 'batch_dot' and _contracted_length(op, attrs, in_shapes) == 1:
+            category = 'elemwise'   # an outer product: a broadcast multiply
         needed = in_shapes + [out_shape] if category != 'free' else []
         if any(s is None or len(s) == 0 or 0 in s for s in needed):   # () = not inferred
             raise ValueError('cannot infer the shapes around %s node %r from input shapes %s'
                              % (op, node['name'], input_shapes))
-        if ones_operand or ones_weight:
+        if averaging:   # a mean: one FLOP per input element; a broadcast: none
             flops = 0 if category == 'free' else _numel(in_shapes[0])
         else:
             flops = _node_flops(op, attrs, in_shapes, out_shape)
