@@ -1,0 +1,275 @@
+"""Single-crop evaluation of a trained model: top-1 / top-5 error, images counted, images/s,
+parameters and FLOPs in one table.
+
+    python -m cmpese.evaluate --model se_resnet50 --params runs/x/best.params \\
+        --rec-val val.rec [--rec-val-idx val.idx] [--batch-size 64] [--classes 1000]
+    python -m cmpese.evaluate --symbol runs/x/export/se_resnet50-symbol.json \\
+        --params runs/x/export/se_resnet50-0000.params --rec-val val.rec
+    python -m cmpese.evaluate --model cmpe_se_preresnet20_1x1 --params best.params \\
+        --dataset digits
+    ... --json result.json       # the same figures as JSON
+
+ImageNet RecordIO: short side resized to 256 (``--input-size`` x 256/224), centre crop
+(:class:`cmpese.data.imagenet.RecordLoader`). The iterator pads the last batch with
+images from the start; those rows are dropped, so every image of the file is counted
+exactly once (``images`` equals the file's record count). ``--dataset`` evaluates the test
+split of CIFAR-10/100, SVHN or digits, normalized with the training split's statistics as
+train_cifar.py does. images/s is the end-to-end rate (decode + forward), timed from the end
+of the first batch (which builds the graph) to the end.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+__all__ = ['evaluate_batches', 'evaluate_model', 'format_table', 'main']
+
+
+def evaluate_batches(net, batches, ctx, classes, top_k=5):
+    """Top-1 / top-k error of ``net`` over ``batches`` of ``(data, label)`` or
+    ``(data, label, pad)`` (the last ``pad`` rows are ignored), each split over ``ctx``.
+
+    Returns ``dict(images, top1_error, top5_error (None when classes <= top_k), loss,
+    seconds, images_per_sec)``.
+    """
+    import mxnet as mx
+    from mxnet import gluon
+    top1 = mx.metric.Accuracy()
+    topk = mx.metric.TopKAccuracy(top_k) if classes > top_k else None
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    loss_sum, images = 0.0, 0
+    start = tic = time.time()
+    timed_from = None
+    for batch in batches:
+        data, label = batch[0], batch[1]
+        pad = int(batch[2]) if len(batch) > 2 else 0
+        n = data.shape[0] - pad
+        if n <= 0:
+            continue
+        if pad:
+            data, label = data[:n], label[:n]
+        xs = gluon.utils.split_and_load(data, ctx, even_split=False)
+        ys = gluon.utils.split_and_load(label, ctx, even_split=False)
+        for x, y in zip(xs, ys):
+            out = net(x).astype('float32')
+            top1.update(y, out)
+            if topk is not None:
+                topk.update(y, out)
+            loss_sum += float(loss_fn(out, y).sum().asscalar())
+        images += n
+        if timed_from is None:     # the first batch builds the graph: time from its end
+            timed_from, tic = images, time.time()
+    seconds = time.time() - tic
+    timed = images - (timed_from or 0)
+    if timed == 0:                 # a single batch: its whole time
+        seconds, timed = time.time() - start, images
+    return dict(images=images, top1_error=1.0 - top1.get()[1] if images else None,
+                top5_error=(1.0 - topk.get()[1]) if topk is not None and images else None,
+                loss=loss_sum / images if images else None, seconds=seconds,
+                images_per_sec=timed / seconds if seconds > 0 else None)
+
+
+def _load_net(args, classes, ctx, input_shape):
+    """The network to evaluate and a description of it."""
+    import mxnet as mx
+    from .errors import UserError
+    if args.symbol:
+        if not os.path.isfile(args.symbol):
+            raise UserError('--symbol %s does not exist; an exported model is '
+                            '<prefix>-symbol.json (train_*.py --export writes it)' % args.symbol)
+        params = args.params or args.symbol.replace('-symbol.json', '-0000.params')
+        if not os.path.isfile(params):
+            raise UserError('--params %s does not exist; give the .params written beside '
+                            '%s' % (params, args.symbol))
+        import warnings
+        with warnings.catch_warnings():   # MXNet warns that the input has no type yet
+            warnings.simplefilter('ignore')
+            net = mx.gluon.SymbolBlock.imports(args.symbol, ['data'], params, ctx=ctx)
+        return net, '%s (%s)' % (os.path.basename(args.symbol), params)
+    if not args.model:
+        raise UserError('give --model NAME with --params FILE, or --symbol FILE of an exported '
+                        'model')
+    if not args.params:
+        raise UserError('--params is required with --model (e.g. runs/<run>/best.params)')
+    if not os.path.isfile(args.params):
+        raise UserError('--params %s does not exist (a run writes best.params and '
+                        'epoch-NNNN.params in its --save-dir)' % args.params)
+    from .model_zoo import get_model
+    try:
+        model_args = json.loads(args.model_args)
+        net = get_model(args.model, classes=classes, **model_args)
+    except (KeyError, ValueError, TypeError) as err:
+        raise UserError('--model %s: %s' % (args.model, str(err).strip('"')))
+    try:
+        net.load_parameters(args.params, ctx=ctx)
+    except (AssertionError, mx.base.MXNetError, ValueError) as err:
+        first = str(err).strip().splitlines()[0][:300]
+        raise UserError('--params %s does not fit --model %s with --classes %d (%s). Pass '
+                        'the --model, --classes and --model-args the run was trained with.'
+                        % (args.params, args.model, classes, first))
+    net.hybridize(static_alloc=True, static_shape=True)
+    return net, '%s (%s)' % (args.model, args.params)
+
+
+def _complexity(net, args, input_shape):
+    """(parameters, multiply-adds) of the network for one image."""
+    from .tools.complexity import count_params
+    from .tools.flops import count_flops
+    params = count_params(net, input_shape=input_shape)
+    if args.symbol:
+        import mxnet as mx
+        flops = count_flops(mx.sym.load(args.symbol), input_shape=input_shape).total
+    else:
+        flops = count_flops(net, input_shape=input_shape).total
+    return params, flops
+
+
+def _classes_for(args):
+    """--classes, else the synset.txt beside the .rec, else the model's default."""
+    if args.classes:
+        return args.classes, '--classes'
+    if args.rec_val:
+        from .data.imagenet import read_synset
+        names = read_synset(os.path.join(os.path.dirname(os.path.abspath(args.rec_val)),
+                                         'synset.txt'))
+        if names:
+            return len(names), 'synset.txt beside --rec-val'
+    if args.dataset:
+        from .data import DATASETS
+        return DATASETS[args.dataset]['classes'], args.dataset
+    if args.model:
+        from .model_zoo import get_model_info
+        try:
+            return get_model_info(args.model).classes, 'the model\'s default'
+        except ValueError:
+            pass
+    return 1000, 'ImageNet'
+
+
+def evaluate_model(args):
+    """Run the evaluation ``args`` describe; returns the result dict (what --json saves)."""
+    import mxnet as mx
+    from .errors import UserError
+    from .training.cli import ConfigError, contexts
+    try:
+        ctx = contexts(args.gpus, args.cpus)
+    except ConfigError as err:
+        raise UserError(str(err))
+    if bool(args.rec_val) == bool(args.dataset):
+        raise UserError('give exactly one of --rec-val FILE (ImageNet RecordIO) and --dataset '
+                        'cifar10|cifar100|svhn|digits')
+    if args.batch_size < 1:
+        raise UserError('--batch-size must be at least 1, got %d' % args.batch_size)
+    classes, classes_from = _classes_for(args)
+    if args.rec_val:
+        from .data.imagenet import RecordLoader
+        size = args.input_size or 224
+        loader = RecordLoader(args.rec_val, args.rec_val_idx, args.batch_size, train=False,
+                              input_size=size, mean=args.mean, std=args.std,
+                              threads=args.data_nthreads, pinned=bool(args.gpus),
+                              flag='--rec-val')
+        data_desc = '%s: %d images, short side %d, centre crop %d' % (
+            os.path.basename(args.rec_val), loader.num_records, loader.resize, size)
+        expected = loader.num_records
+    else:
+        from .data import BatchLoader, load_train_test
+        size = args.input_size or 32
+        train, test, info = load_train_test(args.dataset, args.data_dir, False)
+        loader = BatchLoader(test[0], test[1], args.batch_size, mean=info.mean, std=info.std,
+                             prefetch=2)
+        data_desc = '%s test split: %d images' % (args.dataset, len(test[0]))
+        expected = len(test[0])
+    input_shape = (1, 3, size, size)
+    net, model_desc = _load_net(args, classes, ctx, input_shape)
+    result = evaluate_batches(net, loader.epoch(0), ctx, classes)
+    if result['images'] != expected:    # pragma: no cover - a broken loader
+        raise RuntimeError('counted %d images, the set has %d' % (result['images'], expected))
+    params, flops = _complexity(net, args, input_shape)
+    mx.nd.waitall()
+    result.update(model=model_desc, data=data_desc, classes=classes, classes_from=classes_from,
+                  input_size=size, batch_size=args.batch_size, devices=[str(c) for c in ctx],
+                  params=params, flops=flops)
+    return result
+
+
+def _pct(value):
+    return 'n/a' if value is None else '%.2f%%' % (100.0 * value)
+
+
+def format_table(r):
+    """The result as an aligned two-column table."""
+    rows = [('model', r['model']),
+            ('data', r['data']),
+            ('classes', '%d (%s)' % (r['classes'], r['classes_from'])),
+            ('images counted', '%d' % r['images']),
+            ('top-1 error', _pct(r['top1_error'])),
+            ('top-5 error', _pct(r['top5_error']) if r['top5_error'] is not None else
+             'n/a (%d classes)' % r['classes']),
+            ('images/s', 'n/a' if r['images_per_sec'] is None else
+             '%.1f (batch %d on %s, decode included)' % (r['images_per_sec'], r['batch_size'],
+                                                         ', '.join(r['devices']))),
+            ('parameters', '%s (%.2fM)' % (format(r['params'], ','), r['params'] / 1e6)),
+            ('FLOPs', '%.3f G multiply-adds per %dx%d image' % (r['flops'] / 1e9, r['input_size'],
+                                                              r['input_size']))]
+    width = max(len(k) for k, _ in rows)
+    return '\n'.join('%-*s  %s' % (width, k, v) for k, v in rows)
+
+
+def build_parser():
+    from .data.imagenet import IMAGENET_MEAN, IMAGENET_STD
+    p = argparse.ArgumentParser(
+        prog='python -m cmpese.evaluate',
+        description='Single-crop top-1/top-5 error, image count, images/s, parameters and '
+                    'FLOPs of a trained model.')
+    p.add_argument('--model', help='zoo name (with --params)')
+    p.add_argument('--params', help='parameters: a run\'s best.params / epoch-NNNN.params, or '
+                                    'the .params of --symbol')
+    p.add_argument('--symbol', help='an exported <prefix>-symbol.json instead of --model')
+    p.add_argument('--model-args', default='{}', help='JSON keyword arguments of the builder')
+    p.add_argument('--rec-val', help='ImageNet-format validation RecordIO (im2rec)')
+    p.add_argument('--rec-val-idx', help='its .idx (default: beside the .rec, optional)')
+    p.add_argument('--dataset', choices=('cifar10', 'cifar100', 'svhn', 'digits'),
+                   help='evaluate on this test split instead of a RecordIO file')
+    p.add_argument('--data-dir', help='directory of the --dataset files')
+    p.add_argument('--classes', type=int, help='class count (default: synset.txt beside '
+                                              '--rec-val, else the dataset\'s / model\'s)')
+    p.add_argument('--batch-size', type=int, default=64)
+    p.add_argument('--input-size', type=int,
+                   help='crop side (default 224 for --rec-val, 32 for --dataset)')
+    p.add_argument('--mean', type=_floats, default=IMAGENET_MEAN,
+                   help='R,G,B mean in pixel units (RecordIO; default ImageNet\'s)')
+    p.add_argument('--std', type=_floats, default=IMAGENET_STD,
+                   help='R,G,B standard deviation in pixel units (RecordIO)')
+    p.add_argument('--data-nthreads', type=int, default=4, help='decoding threads')
+    p.add_argument('--gpus', default='', help='GPU ids, e.g. 0,1')
+    p.add_argument('--cpus', type=int, default=0, help='N CPU contexts')
+    p.add_argument('--json', help='also write the result to this JSON file')
+    return p
+
+
+def _floats(text):
+    try:
+        values = tuple(float(v) for v in text.split(','))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError('expected three comma-separated numbers (R,G,B), '
+                                         'got %r' % text)
+    return values
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    result = evaluate_model(args)
+    print(format_table(result))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=1, sort_keys=True)
+    return 0
+
+
+if __name__ == '__main__':
+    from .errors import run
+    sys.exit(run(main, prog='python -m cmpese.evaluate'))
