@@ -69,6 +69,26 @@ PRESETS = {
         lr_steps=[4], lr_factor=0.1,
         source='Not a paper schedule: a short run for the bundled digits set (the README\'s '
                'main job), CMPE-style Nesterov SGD.'),
+    # ImageNet (train_imagenet.py). No paper gives an ImageNet weight decay: 1e-4 is the
+    # ResNet papers' (He et al. 2016a, 2016b), which all three build on.
+    'senet': dict(
+        optimizer='sgd', momentum=0.9, wd=1e-4, batch_size=1024, lr=0.6, epochs=100,
+        lr_steps=[30, 60, 90], lr_factor=0.1,
+        source='SENet paper, Sec. 5.1: synchronous SGD, momentum 0.9, batch 1024, lr 0.6 /10 '
+               'every 30 epochs, 100 epochs. wd 1e-4 inherited from the ResNet papers (He et '
+               'al. 2016a).'),
+    'cmpe_imagenet': dict(
+        optimizer='nag', momentum=0.9, wd=1e-4, batch_size=64, lr=0.1, epochs=100,
+        lr_steps=[30, 60, 90], lr_factor=0.1,
+        source='CMPE-SE paper, Settings (ImageNet): pre-act ResNet-50, 100 epochs, batch 64, lr '
+               '0.1 /10 at epochs 30, 60 and 90 (the run ends at 100); SGD with 0.9 Nesterov '
+               'momentum. wd 1e-4 inherited from the ResNet papers (He et al. 2016b).'),
+    'ini_imagenet': dict(
+        optimizer='nag', momentum=0.9, wd=1e-4, batch_size=256, lr=0.1, epochs=100,
+        lr_steps=[30, 60, 90], lr_factor=0.1,
+        source='InI paper, Sec. V Training (ImageNet): 100 epochs, batch 256, lr 0.1 /10 every '
+               '30 epochs; SGD with 0.9 Nesterov momentum. wd 1e-4 inherited from the ResNet '
+               'papers (He et al. 2016a).'),
 }
 
 _DEFAULTS = dict(optimizer='nag', momentum=0.9, wd=1e-4, batch_size=128, lr=0.1, epochs=None,
