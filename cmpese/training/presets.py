@@ -87,8 +87,9 @@ PRESETS = {
         optimizer='nag', momentum=0.9, wd=1e-4, batch_size=256, lr=0.1, epochs=100,
         lr_steps=[30, 60, 90], lr_factor=0.1,
         source='InI paper, Sec. V Training (ImageNet): 100 epochs, batch 256, lr 0.1 /10 every '
-               '30 epochs; SGD with 0.9 Nesterov momentum. wd 1e-4 inherited from the ResNet '
-               'papers (He et al. 2016a).'),
+               '30 epochs; SGD with 0.9 Nesterov momentum, which the paper states for its CIFAR '
+               'runs (the ImageNet sentence names no optimizer). wd 1e-4 inherited from the '
+               'ResNet papers (He et al. 2016a).'),
 }
 
 _DEFAULTS = dict(optimizer='nag', momentum=0.9, wd=1e-4, batch_size=128, lr=0.1, epochs=None,
