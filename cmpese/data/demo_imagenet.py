@@ -88,9 +88,15 @@ def _im2rec(args):
     sys.argv = ['im2rec.py'] + [str(a) for a in args]
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            runpy.run_module('mxnet.tools.im2rec', run_name='__main__', alter_sys=False)
+            script = runpy.run_module('mxnet.tools.im2rec', run_name='__main__',
+                                      alter_sys=False)
     finally:
         sys.argv = saved
+    # im2rec's single-process branch never closes its MXIndexedRecordIO (the process exit
+    # flushes it); run in-process, the last records stay buffered until it is closed here.
+    record = script.get('record')
+    if record is not None:
+        record.close()
 
 
 def build_demo(out, train_per_class=100, val_per_class=30, size=128, seed=0, quality=95):

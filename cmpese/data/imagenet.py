@@ -187,13 +187,18 @@ class RecordLoader(object):
     classes : class count (mixup's one-hot targets).
     resize : validation short side (default :func:`val_resize`).
     pinned : decode into pinned CPU memory (faster copies to GPUs).
+    label_smoothing : training targets ``(1 - eps) * onehot + eps / classes`` (soft targets,
+        ``(B, classes)``; with mixup the mixed targets are smoothed).
+    dtype : 'float32', or 'float16' for a network cast to float16 (data and labels are cast;
+        the iterator itself decodes float32).
     """
 
     def __init__(self, rec, idx=None, batch_size=256, train=True, input_size=224,
                  mean=IMAGENET_MEAN, std=IMAGENET_STD, seed=0, num_parts=1, part_index=0,
                  threads=4, min_area=0.08, max_area=1.0, min_aspect=3.0 / 4.0,
                  max_aspect=4.0 / 3.0, flip=True, rotate=0, hsl_jitter=(0, 0, 0),
-                 pca_noise=0.0, classes=None, resize=None, pinned=False, flag=None):
+                 pca_noise=0.0, classes=None, resize=None, pinned=False, flag=None,
+                 label_smoothing=0.0, dtype='float32'):
         flag = flag or ('--rec-train' if train else '--rec-val')
         self.rec, self.idx = record_paths(rec, idx, flag=flag, need_idx=train)
         if batch_size < 1:
@@ -212,6 +217,12 @@ class RecordLoader(object):
         self.resize = int(resize) if resize else val_resize(self.input_size)
         self.classes = classes
         self.pinned = bool(pinned)
+        self.label_smoothing = float(label_smoothing or 0.0)
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError('label smoothing must be in [0, 1), got %r' % (label_smoothing,))
+        if self.label_smoothing and not classes:
+            raise ValueError('label smoothing needs the class count (classes=)')
+        self.dtype = str(dtype)
         self.num_records = (len(read_index(self.idx)) if self.idx is not None
                             else count_records(self.rec))
         self.part_records = part_sizes(self.num_records, self.num_parts)
@@ -279,14 +290,16 @@ class RecordLoader(object):
     def epoch(self, epoch, mixup_alpha=0.0, start_batch=0):
         """The batches of ``epoch`` (0-based): ``(data, label)`` in training (soft targets
         ``(B, classes)`` with ``mixup_alpha > 0``), ``(data, label, pad)`` in validation.
-        ``data`` is float32 NCHW normalized, ``label`` float32 class indices. ``start_batch``
-        skips the first batches of the same epoch."""
+        ``data`` is float32 NCHW normalized, ``label`` float32 class indices (soft targets
+        with label smoothing). ``start_batch`` skips the first batches of the same epoch."""
+        import mxnet as mx
         it = self.iterator(epoch)
         mix_rng = None
         if self.train and mixup_alpha and mixup_alpha > 0:
             if not self.classes:
                 raise ValueError('mixup needs the class count (classes=)')
             mix_rng = epoch_rng(self.seed, epoch, STREAM_MIXUP, self.part_index)
+        eps, classes = self.label_smoothing, self.classes
         try:
             for b in range(self.batches):
                 batch = it.next()
@@ -296,12 +309,15 @@ class RecordLoader(object):
                     perm = mix_rng.permutation(self.batch_size)
                 if b < start_batch:
                     continue
-                if not self.train:
-                    yield data, label, int(batch.pad)
-                elif mix_rng is not None:
-                    yield mix_batch(data, label, int(self.classes), lam, perm)
-                else:
-                    yield data, label
+                if self.train and mix_rng is not None:
+                    data, label = mix_batch(data, label, int(classes), lam, perm)
+                if self.train and eps:
+                    if label.ndim == 1:
+                        label = mx.nd.one_hot(label, int(classes))
+                    label = label * (1.0 - eps) + eps / float(classes)
+                if self.dtype != 'float32':
+                    data, label = data.astype(self.dtype), label.astype(self.dtype)
+                yield (data, label) if self.train else (data, label, int(batch.pad))
         finally:
             del it
 
