@@ -15,7 +15,11 @@ images from the start; those rows are dropped, so every image of the file is cou
 exactly once (``images`` equals the file's record count). ``--dataset`` evaluates the test
 split of CIFAR-10/100, SVHN or digits, normalized with the training split's statistics as
 train_cifar.py does. images/s is the end-to-end rate (decode + forward), timed from the end
-of the first batch (which builds the graph) to the end.
+of the first batch (which builds the graph) to the end. Parameters are the trainable ones
+(cmpese.tools.complexity) for ``--model``; an exported ``--symbol`` has lost which are
+trainable, so its count is that of its arguments (all but the BN running statistics,
+e.g. 6 more for the frozen input BN of the CIFAR pre-act nets). FLOPs are multiply-adds
+(cmpese.tools.flops) of one image at ``--input-size``.
 """
 import argparse
 import json
@@ -113,16 +117,17 @@ def _load_net(args, classes, ctx, input_shape):
 
 
 def _complexity(net, args, input_shape):
-    """(parameters, multiply-adds) of the network for one image."""
+    """(parameters, multiply-adds) of the network for one image. An exported model's
+    parameters are those of its symbol's arguments (BN running statistics are auxiliary
+    states, not arguments), as :func:`cmpese.tools.flops.count_flops` counts them."""
     from .tools.complexity import count_params
     from .tools.flops import count_flops
-    params = count_params(net, input_shape=input_shape)
     if args.symbol:
         import mxnet as mx
-        flops = count_flops(mx.sym.load(args.symbol), input_shape=input_shape).total
-    else:
-        flops = count_flops(net, input_shape=input_shape).total
-    return params, flops
+        count = count_flops(mx.sym.load(args.symbol), input_shape=input_shape)
+        return int(count.params), count.total
+    return count_params(net, input_shape=input_shape), count_flops(
+        net, input_shape=input_shape).total
 
 
 def _classes_for(args):
@@ -189,7 +194,7 @@ def evaluate_model(args):
     mx.nd.waitall()
     result.update(model=model_desc, data=data_desc, classes=classes, classes_from=classes_from,
                   input_size=size, batch_size=args.batch_size, devices=[str(c) for c in ctx],
-                  params=params, flops=flops)
+                  params=params, flops=flops, symbol=bool(args.symbol))
     return result
 
 
@@ -209,7 +214,9 @@ def format_table(r):
             ('images/s', 'n/a' if r['images_per_sec'] is None else
              '%.1f (batch %d on %s, decode included)' % (r['images_per_sec'], r['batch_size'],
                                                          ', '.join(r['devices']))),
-            ('parameters', '%s (%.2fM)' % (format(r['params'], ','), r['params'] / 1e6)),
+            ('parameters', '%s (%.2fM%s)' % (format(r['params'], ','), r['params'] / 1e6,
+                                             ', symbol arguments' if r.get('symbol') else
+                                             ', trainable')),
             ('FLOPs', '%.3f G multiply-adds per %dx%d image' % (r['flops'] / 1e9, r['input_size'],
                                                               r['input_size']))]
     width = max(len(k) for k, _ in rows)
