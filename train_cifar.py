@@ -9,7 +9,9 @@
 The schedule (epochs, batch, learning rate and its steps, optimizer, weight decay) comes from
 the paper that introduced the model (``--preset``, printed at start, every value
 overridable). Data are read from the official files in --data-dir (CIFAR binary batches,
-SVHN .mat); see docs/training.md.
+SVHN .mat); see docs/training.md. Bad input ends with one line naming the flag or file and
+exit code 2 (--debug shows the traceback); Ctrl-C / SIGTERM exit 130 / 143 and say how to
+resume.
 """
 import argparse
 import logging
@@ -32,9 +34,9 @@ import mxnet as mx  # noqa: E402  (after the thread default)
 
 def build_parser():
     from cmpese.data import dataset_names, default_data_dir
-    from cmpese.training.cli import add_training_args
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
+    from cmpese.training.cli import ArgumentParser, add_training_args
+    parser = ArgumentParser(
+        prog='train_cifar.py', description=__doc__.split('\n\n')[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--model', required=True,
                         help='a cmpese zoo name, e.g. cmpe_se_wrn28_10_1x1 (see '
@@ -56,88 +58,99 @@ def build_parser():
 
 
 def main(argv=None):
+    """The command line (``argv`` without the program name); returns the exit code. Errors
+    are raised (UserError and friends): run it through :func:`cmpese.errors.run`."""
     argv = sys.argv[1:] if argv is None else argv
-    import json
-
-    import cmpese
-    from cmpese.data import DATASETS, BatchLoader, DatasetNotFound, load_train_test
-    from cmpese.training import TrainingDiverged, fit
+    from cmpese.data import DATASETS, BatchLoader, load_train_test, size_note
+    from cmpese.training import fit
     from cmpese.training.checkpoint import refuse_existing_run
-    from cmpese.training.cli import (ConfigError, check_resume_config, contexts, explicit_keys,
+    from cmpese.training.cli import (ConfigError, build_model, check_data_dir,
+                                     check_resume_config, check_save_dir, contexts,
+                                     explicit_keys, make_save_dir, parse_model_args,
                                      print_config, resolve_config, save_config)
+    from cmpese.training.kvstore import create_kvstore, dist_environment
     from cmpese.training.report import setup_logging
 
+    # 1. everything the user gave is checked before anything is written
     parser = build_parser()
     args = parser.parse_args(argv)
     explicit = explicit_keys(parser, argv)
-    try:
-        cfg = resolve_config(args, explicit)
-        if args.resume:
-            cfg = check_resume_config(cfg, explicit, cfg['save_dir'])
-        model_args = json.loads(cfg['model_args'])
-        ctx = contexts(cfg['gpus'], cfg['cpus'])
-    except (ConfigError, ValueError) as err:
-        parser.error(str(err))
+    if args.svhn_extra and args.dataset != 'svhn':
+        raise ConfigError('--svhn-extra only applies to --dataset svhn (got --dataset %s): '
+                          'drop it or pass --dataset svhn' % args.dataset)
+    cfg = resolve_config(args, explicit)
+    if args.resume:
+        cfg = check_resume_config(cfg, explicit, cfg['save_dir'])
+    model_args = parse_model_args(cfg['model_args'])
+    ctx = contexts(cfg['gpus'], cfg['cpus'])
+    workers = 1
+    if 'dist' in cfg['kvstore']:
+        workers = dist_environment(cfg['kvstore'])[2]
+        if cfg['batch_size'] % workers:
+            raise ConfigError('--batch-size %d cannot be split evenly over %d workers '
+                              '(DMLC_NUM_WORKER): pass a multiple of %d'
+                              % (cfg['batch_size'], workers, workers))
     if cfg['print_config']:
         print_config(cfg)
         return 0
+    save_dir = cfg['save_dir']
+    check_save_dir(save_dir)
+    if not args.resume:
+        refuse_existing_run(save_dir)
+    if cfg['dataset'] != 'digits':
+        check_data_dir(cfg['data_dir'])
 
     setup_logging(None)
     log = logging.getLogger('cmpese.train')
     cfg['classes'] = DATASETS[cfg['dataset']]['classes']
-    try:  # a wrong model name fails before any data is read
-        net = cmpese.get_model(cfg['model'], classes=cfg['classes'], **model_args)
-    except (KeyError, ValueError, TypeError) as err:
-        parser.error(str(err).strip('"'))
-    try:  # missing data: the error says what is expected where, and nothing is written
-        train, test, info = load_train_test(cfg['dataset'], cfg['data_dir'], cfg['download'],
-                                            extra=cfg['svhn_extra'])
-    except DatasetNotFound as err:
-        log.error('%s', err)
-        return 2
-
-    kv = mx.kv.create(cfg['kvstore'])
+    net = build_model(cfg['model'], cfg['classes'], model_args)   # a wrong name fails first
+    # missing or malformed data: the error names the file and the format, nothing is written
+    train, test, info = load_train_test(cfg['dataset'], cfg['data_dir'], cfg['download'],
+                                        extra=cfg['svhn_extra'])
+    notes = [size_note(cfg['dataset'], 'train+extra' if cfg['svhn_extra'] else 'train',
+                       len(train[0])), size_note(cfg['dataset'], 'test', len(test[0]))]
+    kv = create_kvstore(cfg['kvstore'], cfg['dist_timeout'])
     dist = 'dist' in kv.type
-    save_dir = cfg['save_dir']
-    if not args.resume:
-        try:
-            refuse_existing_run(save_dir)
-        except FileExistsError as err:
-            log.error('%s', err)
-            return 2
-    os.makedirs(save_dir, exist_ok=True)
+
+    # 2. the run directory
+    make_save_dir(save_dir)
     setup_logging(os.path.join(save_dir, 'train.log' if kv.rank == 0 else
                                'train-worker%d.log' % kv.rank))
-    if not args.resume and kv.rank == 0:
-        save_config(cfg, save_dir)
     if kv.rank == 0:
+        if not args.resume or cfg.get('resume_changes'):
+            try:
+                save_config(cfg, save_dir)
+            except OSError as err:
+                raise ConfigError('--save-dir %s: cannot write config.json (%s); free space or '
+                                  'fix its permissions' % (save_dir, err.strerror or err))
         print_config(cfg, sys.stderr)
+    for change in cfg.get('resume_changes') or ():
+        log.info('resumed with a change: %s', change)
+    for note in notes:
+        if note:
+            log.warning('%s: training runs, but its figures are not comparable with the '
+                        'papers\'', note)
     log.info('%s: %d train / %d test images, %d classes; %s on %s%s', cfg['dataset'],
              len(train[0]), len(test[0]), info.classes, cfg['model'], ctx,
              ' (worker %d of %d)' % (kv.rank, kv.num_workers) if dist else '')
 
+    # 3. train: each worker loads its own shard of every global batch
     mx.random.seed(cfg['seed'])
     net.initialize(mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2), ctx=ctx)
     net.hybridize(static_alloc=True, static_shape=True)
-    train_data = BatchLoader(train[0], train[1], cfg['batch_size'], shuffle=True,
-                             augment=info.augment, flip=info.flip, mean=info.mean,
-                             std=info.std,
-                             seed=cfg['seed'], last_batch='discard' if dist else 'keep',
-                             classes=info.classes, prefetch=cfg['data_prefetch'])
+    train_data = BatchLoader(train[0], train[1], cfg['batch_size'] // kv.num_workers,
+                             shuffle=True, augment=info.augment, flip=info.flip, mean=info.mean,
+                             std=info.std, seed=cfg['seed'], num_parts=kv.num_workers,
+                             part_index=kv.rank, classes=info.classes,
+                             prefetch=cfg['data_prefetch'])
     test_data = BatchLoader(test[0], test[1], max(cfg['batch_size'], 256), shuffle=False,
                             augment=False, mean=info.mean, std=info.std, seed=cfg['seed'])
     export_prefix = os.path.join(save_dir, 'export', cfg['model']) if cfg['export'] else None
-    try:
-        fit(net, train_data, test_data, cfg, ctx, save_dir, kvstore=kv, resume=cfg['resume'],
-            progress=cfg['progress'], export_prefix=export_prefix)
-    except TrainingDiverged as err:
-        log.error('%s', err)
-        return 3
-    except FileExistsError as err:
-        log.error('%s', err)
-        return 2
+    fit(net, train_data, test_data, cfg, ctx, save_dir, kvstore=kv, resume=cfg['resume'],
+        progress=cfg['progress'], export_prefix=export_prefix)
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from cmpese.errors import run
+    sys.exit(run(main, prog='train_cifar.py'))

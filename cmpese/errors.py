@@ -7,15 +7,23 @@ variable at fault, says what was expected and what to do. :func:`run` turns it i
 
     train_cifar.py: error: --lr must be a finite number > 0, got -1. Pass e.g. --lr 0.1.
 
-and exit code 2. ``--debug`` anywhere on the command line shows the full traceback instead.
-Ctrl-C (SIGINT) exits 130 and SIGTERM 143, each with one line.
+and exit code 2 (an error may carry another ``exit_code``: a diverged training exits 3).
+``--debug`` anywhere on the command line shows the full traceback instead. Ctrl-C (SIGINT)
+exits 130 and SIGTERM 143, each with one line. Once a command has opened a log file
+(:func:`cmpese.training.report.setup_logging`), the same line is appended to it.
+
+:func:`deferred_interrupts` holds SIGINT/SIGTERM back while a file is being written, so an
+interrupt finishes the write and then stops the program.
 """
+import argparse
+import contextlib
+import logging
 import os
 import signal
 import sys
 
 __all__ = ['UserError', 'USER_ERRORS', 'run', 'EXIT_USER', 'EXIT_SIGINT', 'EXIT_SIGTERM',
-           'Interrupted']
+           'Interrupted', 'deferred_interrupts', 'ArgumentParser']
 
 EXIT_USER = 2
 EXIT_SIGINT = 130
@@ -23,17 +31,33 @@ EXIT_SIGTERM = 143
 
 
 class UserError(Exception):
-    """An input or environment the user can fix; the message says how (one or two lines)."""
+    """An input or environment the user can fix; the message says how (one or two lines).
+
+    ``exit_code`` (default 2) is the status :func:`run` exits with; ``hard_exit`` makes it
+    end the process with ``os._exit`` (for a thread that is stuck in C++, such as a kvstore
+    waiting for a cluster that never forms)."""
+    exit_code = EXIT_USER
+    hard_exit = False
 
 
 class Interrupted(BaseException):
     """SIGINT or SIGTERM arrived; ``code`` is the exit status (130 or 143). A BaseException,
-    so that ``except Exception`` blocks in library code do not swallow it."""
+    so that ``except Exception`` blocks in library code do not swallow it. ``message`` is the
+    line to print (default ``interrupted (SIGINT)``)."""
 
     def __init__(self, signum, message=''):
-        super(Interrupted, self).__init__(message or signal.Signals(signum).name)
         self.signum = signum
         self.code = EXIT_SIGINT if signum == signal.SIGINT else EXIT_SIGTERM
+        self.message = message or 'interrupted (%s)' % signal.Signals(signum).name
+        super(Interrupted, self).__init__(self.message)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose errors are :class:`UserError` (one line and exit 2
+    through :func:`run`, instead of the whole usage text)."""
+
+    def error(self, message):
+        raise UserError('%s (see %s --help)' % (message, self.prog))
 
 
 def _user_error_types():
@@ -55,9 +79,49 @@ def _user_error_types():
 
 USER_ERRORS = None  # filled on first use by run()
 
+_DEFERRED = []      # signals that arrived inside deferred_interrupts(), oldest first
+_DEFER_DEPTH = [0]
+
 
 def _raise_interrupted(signum, frame):
+    if _DEFER_DEPTH[0]:
+        _DEFERRED.append(signum)
+        return
     raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def deferred_interrupts():
+    """Inside the block, SIGINT/SIGTERM (as installed by :func:`run`) only take note; the
+    first one noted is raised as :class:`Interrupted` when the block ends. Without
+    :func:`run`'s handlers (library use) this does nothing."""
+    _DEFER_DEPTH[0] += 1
+    try:
+        yield
+    finally:
+        _DEFER_DEPTH[0] -= 1
+    if not _DEFER_DEPTH[0] and _DEFERRED:
+        signum = _DEFERRED[0]
+        del _DEFERRED[:]
+        raise Interrupted(signum)
+
+
+def _to_log_files(text):
+    """Append ``text`` as an ERROR record to the log files the command opened (never to
+    stderr: :func:`run` prints it there)."""
+    root = logging.getLogger()
+    files = [h for h in root.handlers if isinstance(h, logging.FileHandler)]
+    if files:
+        record = root.makeRecord('cmpese', logging.ERROR, __file__, 0, text, None, None)
+        for h in files:
+            h.handle(record)
+
+
+def _signal_name(signum):
+    try:
+        return signal.Signals(signum).name
+    except ValueError:  # pragma: no cover
+        return str(signum)
 
 
 def run(main, argv=None, prog=None):
@@ -80,22 +144,34 @@ def run(main, argv=None, prog=None):
             pass
     if USER_ERRORS is None:
         USER_ERRORS = _user_error_types()
+    hard = None
     try:
         code = main(argv)
         return 0 if code is None else int(code)
     except Interrupted as err:
         if debug:
             raise
-        sys.stderr.write('%s: interrupted (%s)%s\n' % (prog, signal.Signals(err.signum).name,
-                                                       ('; ' + str(err.args[0]))
-                                                       if err.args and str(err.args[0]) !=
-                                                       signal.Signals(err.signum).name else ''))
+        text = err.message
+        if _signal_name(err.signum) not in text:
+            text += ' (%s)' % _signal_name(err.signum)
+        sys.stderr.write('%s: %s\n' % (prog, text))
+        _to_log_files(text)
         return err.code
     except USER_ERRORS as err:
         if debug:
             raise
-        sys.stderr.write('%s: error: %s\n' % (prog, str(err).strip().strip('"')))
-        return EXIT_USER
+        text = str(err).strip().strip('"')
+        sys.stderr.write('%s: error: %s\n' % (prog, text))
+        _to_log_files('error: ' + text)
+        code = getattr(err, 'exit_code', EXIT_USER)
+        if getattr(err, 'hard_exit', False):
+            hard = code
+        return code
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if hard is not None:
+            sys.stderr.flush()
+            sys.stdout.flush()
+            logging.shutdown()
+            os._exit(hard)

@@ -292,8 +292,9 @@ def test_loader_deterministic_per_seed_and_epoch():
     for _ in zip(range(2), _loader().epoch(3)):    # leaving early stops the prefetch thread
         pass
     assert not any(t.name == 'BatchLoader-prefetch' for t in threading.enumerate())
-    tail = run(_loader(), 3, start_batch=4)                  # resume inside the epoch
-    np.testing.assert_array_equal(tail[0][0], a[4][0])
+    # running the epoch again from a fresh loader (a resumed run) gives the same batches
+    again = run(_loader(prefetch=0), 3)
+    np.testing.assert_array_equal(again[4][0], a[4][0])
     m1, m2 = run(_loader(), 3, mixup_alpha=0.2), run(_loader(), 3, mixup_alpha=0.2)
     np.testing.assert_array_equal(m1[1][0], m2[1][0])
     np.testing.assert_array_equal(m1[1][1], m2[1][1])
@@ -304,20 +305,32 @@ def test_loader_deterministic_per_seed_and_epoch():
     np.testing.assert_array_equal(plain['offsets'], mixed['offsets'])
 
 
-def test_sharding_disjoint_equal_and_consistent():
-    whole = _loader(n=50)
-    parts = [_loader(n=50, num_parts=3, part_index=r) for r in range(3)]
-    seen = [p.indices(1) for p in parts]
-    assert [len(s) for s in seen] == [16, 16, 16]
-    assert [len(p) for p in parts] == [2, 2, 2]
-    assert len(set(np.concatenate(seen).tolist())) == 48          # disjoint
-    np.testing.assert_array_equal(np.sort(np.concatenate(seen)),
-                                  np.sort(whole.order(1)[:48]))   # covers all but N % k
-    assert not np.array_equal(parts[0].indices(1), parts[0].indices(2))
-    # a sample gets the same crop and flip whatever the number of parts
-    x_whole = np.concatenate([x for x, _ in whole.epoch_numpy(1)])
-    x_part = np.concatenate([x for x, _ in parts[1].epoch_numpy(1)])
-    np.testing.assert_array_equal(x_part, x_whole[1:48:3])
+@pytest.mark.parametrize('mixup_alpha', [0.0, 0.4])
+def test_sharding_slices_the_global_batch(mixup_alpha):
+    # 50 images, 3 parts of 4 rows: global batches of 12; the 4 full ones, then 2 left over,
+    # fewer than one row a part: no last batch. Part r's batch b is rows 4r..4r+3 of the
+    # unsharded loader's batch b, bit for bit (crops, flips and mixup partners included).
+    whole = _loader(n=50, batch_size=12, classes=10)
+    parts = [_loader(n=50, batch_size=4, num_parts=3, part_index=r, classes=10)
+             for r in range(3)]
+    assert [len(p) for p in parts] == [4, 4, 4] and len(whole) == 5
+    ref = list(whole.epoch_numpy(1, mixup_alpha))
+    got = [list(p.epoch_numpy(1, mixup_alpha)) for p in parts]
+    for b in range(4):
+        for r in range(3):
+            np.testing.assert_array_equal(got[r][b][0], ref[b][0][4 * r:4 * r + 4])
+            np.testing.assert_array_equal(got[r][b][1], ref[b][1][4 * r:4 * r + 4])
+    seen = [whole.order(1)[parts[r].batch_rows(b)[0] + 4 * r + np.arange(4)]
+            for r in range(3) for b in range(4)]
+    assert len(set(np.concatenate(seen).tolist())) == 48          # disjoint, 48 of 50
+    # a partial last global batch is cut evenly: 50 = 3 x 14 + 8, 8 // 2 = 4 rows a part
+    halves = [_loader(n=50, batch_size=7, num_parts=2, part_index=r) for r in range(2)]
+    assert [len(h) for h in halves] == [4, 4]
+    assert [x.shape[0] for x, _ in halves[1].epoch_numpy(0)] == [7, 7, 7, 4]
+    whole = _loader(n=50, batch_size=14)
+    np.testing.assert_array_equal(list(halves[1].epoch_numpy(0))[3][0],
+                                  list(whole.epoch_numpy(0))[3][0][4:8])
+    assert len(_loader(n=50, batch_size=7, num_parts=2, last_batch='discard')) == 3
     with pytest.raises(ValueError):
         _loader(num_parts=2, part_index=2)
 

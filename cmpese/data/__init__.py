@@ -2,15 +2,15 @@
 deterministic batch loader and mixup. See docs/data.md."""
 from .common import DatasetFormatError, DatasetNotFound, default_data_dir
 from .cifar import load_cifar10, load_cifar100, read_cifar_binary
-from .datasets import (DATASETS, DatasetInfo, channel_stats, dataset_info, dataset_names,
-                       load_dataset, load_train_test, normalization)
+from .datasets import (DATASETS, OFFICIAL_SIZES, DatasetInfo, channel_stats, dataset_info,
+                       dataset_names, load_dataset, load_train_test, normalization, size_note)
 from .digits import load_digits
 from .loader import BatchLoader, crop_flip, epoch_rng, mix_batch, mixup, normalize
 from .svhn import load_svhn, read_svhn_mat
 
 __all__ = ['DatasetNotFound', 'DatasetFormatError', 'default_data_dir',
            'load_dataset', 'load_train_test', 'dataset_info', 'DatasetInfo', 'dataset_names',
-           'DATASETS', 'normalization', 'channel_stats',
+           'DATASETS', 'normalization', 'channel_stats', 'OFFICIAL_SIZES', 'size_note',
            'load_cifar10', 'load_cifar100', 'read_cifar_binary', 'load_svhn', 'read_svhn_mat',
            'load_digits',
            'BatchLoader', 'epoch_rng', 'crop_flip', 'normalize', 'mixup', 'mix_batch']

@@ -40,29 +40,59 @@ CIFAR_SPECS = {
 }
 
 
+def _title(label_bytes):
+    return 'CIFAR-10' if label_bytes == 1 else 'CIFAR-100'
+
+
 def read_cifar_binary(path, label_bytes):
     """Read one official CIFAR binary file.
 
     Returns ``(images, labels)``: uint8 (N, 32, 32, 3) and int32 (N,). With
-    ``label_bytes=2`` (CIFAR-100) the label is the second (fine) label byte.
+    ``label_bytes=2`` (CIFAR-100) the label is the second (fine) label byte. A file that
+    cannot be read, is not a whole number of records or holds labels out of range raises
+    :class:`DatasetFormatError` naming it and the expected format.
     """
     record = label_bytes + _PIXELS
-    size = os.path.getsize(path)
-    if size == 0 or size % record:
+    title = _title(label_bytes)
+    layout = ('records of %d label byte%s + 3,072 pixel bytes (R, G, B planes of 32x32)'
+              % (label_bytes, '' if label_bytes == 1 else 's'))
+    try:
+        size = os.path.getsize(path)
+        raw = np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        raise DatasetFormatError('cannot read %s (%s); it should be a %s binary file of %s. '
+                                 'Make it readable or pass another --data-dir.'
+                                 % (path, err.strerror or err, title, layout)) from err
+    if size == 0 or size % record or raw.size != size:
         raise DatasetFormatError(
-            '%s: %d bytes is not a whole number of %d-byte records; a CIFAR-%s binary file '
-            'holds records of %d label byte%s + 3,072 pixel bytes (R, G, B planes of 32x32)'
-            % (path, size, record, '10' if label_bytes == 1 else '100', label_bytes,
-               '' if label_bytes == 1 else 's'))
-    raw = np.fromfile(path, dtype=np.uint8).reshape(-1, record)
+            '%s: %d bytes is not a whole number of %d-byte records (%s); a %s binary file '
+            'holds %s. Is it truncated or another file? Get the official archive again.'
+            % (path, size, record, '{:,}'.format(record), title, layout))
+    raw = raw.reshape(-1, record)
+    limits = [(0, 10)] if label_bytes == 1 else [(0, 20), (1, 100)]
+    for column, classes in limits:
+        top = int(raw[:, column].max())
+        if top >= classes:
+            raise DatasetFormatError(
+                '%s: a %slabel byte is %d, outside 0..%d, so this is not %s binary data (%s). '
+                'Is it garbage or another dataset? Get the official archive again.'
+                % (path, ('coarse ' if column == 0 else 'fine ') if label_bytes == 2 else '',
+                   top, classes - 1, title, layout))
     labels = raw[:, label_bytes - 1].astype(np.int32)
     images = raw[:, label_bytes:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), labels
 
 
 def _find(spec, split, data_dir):
-    """The directory holding every file of ``split``: ``data_dir/<subdir>`` or ``data_dir``."""
+    """The directory holding every file of ``split``: ``data_dir/<subdir>`` or ``data_dir``.
+    An expected name that exists but is not a regular file is a format error."""
     for folder in (os.path.join(data_dir, spec['subdir']), data_dir):
+        for f in spec['files'][split]:
+            path = os.path.join(folder, f)
+            if os.path.exists(path) and not os.path.isfile(path):
+                raise DatasetFormatError('%s is a directory (or another non-file), expected the '
+                                         '%s binary file of %s' % (path, spec['title'],
+                                                                   spec['record']))
         if all(os.path.isfile(os.path.join(folder, f)) for f in spec['files'][split]):
             return folder
     return None
@@ -107,12 +137,7 @@ def _load(name, split, data_dir, download):
         folder = os.path.join(data_dir, spec['subdir'])
     parts = [read_cifar_binary(os.path.join(folder, f), spec['label_bytes'])
              for f in spec['files'][split]]
-    images = np.concatenate([p[0] for p in parts])
-    labels = np.concatenate([p[1] for p in parts])
-    if labels.size and labels.max() >= spec['classes']:
-        raise DatasetFormatError('%s: label %d out of range 0..%d; is this really %s binary?'
-                                 % (folder, labels.max(), spec['classes'] - 1, spec['title']))
-    return images, labels
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def load_cifar10(split='train', data_dir=None, download=False):

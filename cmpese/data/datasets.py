@@ -9,7 +9,7 @@ from .digits import load_digits
 from .svhn import load_svhn
 
 __all__ = ['DATASETS', 'dataset_names', 'load_dataset', 'channel_stats', 'normalization',
-           'DatasetInfo', 'dataset_info', 'load_train_test']
+           'DatasetInfo', 'dataset_info', 'load_train_test', 'OFFICIAL_SIZES', 'size_note']
 
 # classes: label count. augment: the papers' CIFAR augmentation (pad 4, random crop 32,
 # horizontal flip) for training. norm: 'train_stats' = per-channel mean/std of the training
@@ -21,6 +21,27 @@ DATASETS = {
     # digits: pad and crop, but no mirror images (a mirrored 2 or 7 is not a digit)
     'digits': dict(classes=10, augment=True, flip=False, norm='train_stats'),
 }
+
+
+# The official number of images per split (SVHN 'train+extra': 73,257 + 531,131).
+OFFICIAL_SIZES = {
+    'cifar10': dict(title='CIFAR-10', train=50000, test=10000),
+    'cifar100': dict(title='CIFAR-100', train=50000, test=10000),
+    'svhn': dict(title='SVHN', train=73257, test=26032, extra=531131,
+                 **{'train+extra': 604388}),
+    'digits': dict(title='digits', train=1438, test=359),
+}
+
+
+def size_note(name, split, count):
+    """A sentence when ``count`` images of ``split`` are fewer than the official set's
+    (e.g. "CIFAR-10 train set has 100 images, the official one 50,000"), else None."""
+    sizes = OFFICIAL_SIZES.get(name, {})
+    official = sizes.get(split)
+    if official is None or count >= official:
+        return None
+    return '%s %s set has %s images, the official one %s' % (
+        sizes['title'], split, '{:,}'.format(count), '{:,}'.format(official))
 
 
 def dataset_names():

@@ -3,9 +3,10 @@
 Everything random in an epoch is drawn, before its first batch, from numpy RandomStates
 seeded with ``(seed, epoch, stream)`` (see :func:`epoch_rng`): the order of the samples
 (stream 0), the crop offsets and flips (stream 1, one draw per position in the epoch's
-order, so a sample's augmentation does not depend on how the epoch is sharded) and the
-mixup draws (stream 2, per part). Running epoch ``e`` again, after a crash, from its start
-or from any batch, gives the same batches bit for bit.
+order) and the mixup draws (stream 2, one per global batch). None of them depends on how
+the epoch is sharded over workers, so ``k`` workers see exactly the rows that one process
+sees, cut into ``k`` slices. Running epoch ``e`` again, after a crash, gives the same
+batches bit for bit.
 """
 import queue
 import threading
@@ -117,7 +118,8 @@ class BatchLoader(object):
     Parameters
     ----------
     images, labels : uint8 (N, H, W, C) and integer (N,) numpy arrays (kept, not copied).
-    batch_size : int.
+    batch_size : int, the batch of this part (of one worker; the whole batch when
+        ``num_parts=1``).
     shuffle : a new order every epoch (else the stored order).
     flip : with ``augment``, also the random horizontal flip (default; off for digits, whose
         mirror images are not digits). The flips are drawn either way, so the crops are the
@@ -128,12 +130,16 @@ class BatchLoader(object):
         /255 is ``mean=0, std=255``. ``None``: 0 and 1.
     seed : every draw of epoch ``e`` comes from ``epoch_rng(seed, e, ...)``.
     last_batch : 'keep' (a smaller last batch) or 'discard'.
-    num_parts, part_index : sharding for distributed workers. Each epoch's order is the same
-        on every worker; part ``r`` takes positions ``r, r + k, r + 2k, ...`` of it, and every
-        part gets ``N // k`` samples (the last ``N % k`` positions of the order are skipped
-        that epoch; with shuffling they are different samples each epoch). So the parts are
-        disjoint, cover all but ``N % k`` samples, and have the same number of batches, which
-        ``dist_sync`` needs.
+    num_parts, part_index : sharding for distributed workers (``kv.num_workers``,
+        ``kv.rank``). The epoch's order is cut into global batches of
+        ``num_parts * batch_size`` consecutive positions, the same on every worker, and part
+        ``r`` takes the ``r``-th of ``num_parts`` equal contiguous slices of each: its batch
+        ``b`` is rows ``r*B .. (r+1)*B - 1`` of the global batch ``b`` that one loader with
+        ``num_parts=1`` and batch ``num_parts * batch_size`` gives, bit for bit (augmentation
+        and mixup included: a mixup partner may lie in another part's slice). A partial last
+        global batch (with 'keep') is cut into ``num_parts`` slices of ``rest // num_parts``
+        rows, the ``rest % num_parts`` positions left over are skipped that epoch. So every
+        part has the same number of batches of the same sizes, which ``dist_sync`` needs.
     classes : number of classes (for mixup's one-hot targets); default ``labels.max() + 1``.
     prefetch : batches prepared ahead in a background thread (0: none, in the caller's
         thread).
@@ -154,7 +160,7 @@ class BatchLoader(object):
             raise ValueError('%d images but %d labels' % (len(images), len(labels)))
         if last_batch not in ('keep', 'discard'):
             raise ValueError("last_batch must be 'keep' or 'discard', got %r" % (last_batch,))
-        if not 0 <= part_index < num_parts:
+        if num_parts < 1 or not 0 <= part_index < num_parts:
             raise ValueError('part_index %d not in [0, num_parts=%d)' % (part_index, num_parts))
         if batch_size < 1:
             raise ValueError('batch_size must be positive')
@@ -169,12 +175,28 @@ class BatchLoader(object):
         self.classes = int(classes) if classes is not None else (
             int(labels.max()) + 1 if len(labels) else 0)
         self.prefetch = int(prefetch)
-        self.num_samples = len(images) // self.num_parts
+
+    @property
+    def global_batch(self):
+        """Rows of a full batch over all parts."""
+        return self.batch_size * self.num_parts
+
+    def _geometry(self):
+        """(full global batches, rows a part takes from the partial last one or 0)."""
+        full, rest = divmod(len(self.images), self.global_batch)
+        last = rest // self.num_parts if self.last_batch == 'keep' else 0
+        return full, last
 
     def __len__(self):
-        """Batches per epoch (of this part)."""
-        full, rest = divmod(self.num_samples, self.batch_size)
-        return full + (1 if rest and self.last_batch == 'keep' else 0)
+        """Batches per epoch (the same for every part)."""
+        full, last = self._geometry()
+        return full + (1 if last else 0)
+
+    def batch_rows(self, b):
+        """``(start, rows)``: global batch ``b`` starts at position ``start`` of the epoch's
+        order and gives each part ``rows`` rows."""
+        full, last = self._geometry()
+        return b * self.global_batch, (self.batch_size if b < full else last)
 
     def order(self, epoch):
         """The sample order of ``epoch`` shared by all parts (length N)."""
@@ -183,61 +205,65 @@ class BatchLoader(object):
             return epoch_rng(self.seed, epoch, STREAM_ORDER).permutation(n)
         return np.arange(n)
 
-    def positions(self):
-        """Positions in the epoch's order that this part takes, in its order."""
-        k, r = self.num_parts, self.part_index
-        return np.arange(r, k * self.num_samples, k)
-
-    def indices(self, epoch):
-        """The sample indices this part sees in ``epoch``, in batch order (before dropping a
-        partial last batch)."""
-        return self.order(epoch)[self.positions()]
-
     def plan(self, epoch, mixup_alpha=0.0):
-        """Every random draw of ``epoch``: a dict of the sample indices, crop offsets, flips and
-        mixup (lam, pairing keys) of this part, position by position."""
-        pos = self.positions()
-        plan = {'indices': self.order(epoch)[pos]}
+        """Every random draw of ``epoch``, for all parts: the sample order ``indices``, crop
+        ``offsets`` and ``flips`` per position of that order, and with mixup ``lam`` per
+        global batch and the ``pair_keys`` whose stable argsort pairs the rows of a global
+        batch."""
+        plan = {'indices': self.order(epoch)}
         if self.augment:
             n = len(self.images)
             rng = epoch_rng(self.seed, epoch, STREAM_AUGMENT)
             offsets = rng.randint(0, 2 * self.pad + 1, size=(n, 2))
             flips = rng.randint(0, 2, size=n).astype(bool)
-            plan['offsets'], plan['flips'] = offsets[pos], flips[pos] & self.flip
+            plan['offsets'], plan['flips'] = offsets, flips & self.flip
         if mixup_alpha and mixup_alpha > 0:
-            rng = epoch_rng(self.seed, epoch, STREAM_MIXUP, self.part_index)
-            nb = len(self)
+            rng = epoch_rng(self.seed, epoch, STREAM_MIXUP)
+            # one draw per global batch of the unsharded epoch, whatever the sharding
+            nb = -(-len(self.images) // self.global_batch)
             plan['lam'] = rng.beta(mixup_alpha, mixup_alpha, size=nb)
-            plan['pair_keys'] = rng.random_sample((nb, self.batch_size))
+            plan['pair_keys'] = rng.random_sample((nb, self.global_batch))
         return plan
 
-    def make_batch(self, plan, b):
-        """Batch ``b`` of a :meth:`plan` as numpy ``(data, label)``."""
-        sl = slice(b * self.batch_size, min((b + 1) * self.batch_size, len(plan['indices'])))
-        idx = plan['indices'][sl]
+    def _rows(self, plan, positions):
+        """Normalized (augmented) images and labels at ``positions`` of the order."""
+        idx = plan['indices'][positions]
         x = self.images[idx]
         if self.augment:
-            x = crop_flip(x, plan['offsets'][sl], plan['flips'][sl], self.pad)
-        x = normalize(x, self.mean, self.std)
-        y = self.labels[idx]
-        if 'lam' in plan:
-            perm = np.argsort(plan['pair_keys'][b, :len(idx)], kind='stable')
-            return mix_batch(x, y, self.classes, float(plan['lam'][b]), perm)
-        return x, y.astype(np.float32)
+            x = crop_flip(x, plan['offsets'][positions], plan['flips'][positions], self.pad)
+        return normalize(x, self.mean, self.std), self.labels[idx]
 
-    def epoch_numpy(self, epoch, mixup_alpha=0.0, start_batch=0):
+    def make_batch(self, plan, b):
+        """Batch ``b`` of this part, from a :meth:`plan`, as numpy ``(data, label)``."""
+        start, rows = self.batch_rows(b)
+        own = np.arange(self.part_index * rows, (self.part_index + 1) * rows)
+        x, y = self._rows(plan, start + own)
+        if 'lam' not in plan:
+            return x, y.astype(np.float32)
+        lam = float(plan['lam'][b])
+        perm = np.argsort(plan['pair_keys'][b, :rows * self.num_parts], kind='stable')
+        if self.num_parts == 1:
+            return mix_batch(x, y, self.classes, lam, perm)
+        # the partners of this part's rows, wherever they lie in the global batch; the same
+        # arithmetic as mix_batch, so the rows equal those of the unsharded loader
+        px, py = self._rows(plan, start + perm[own])
+        mixed = (x * np.float32(lam) + px * np.float32(1.0 - lam)).astype(np.float32)
+        target = (_one_hot(y, self.classes) * np.float32(lam) +
+                  _one_hot(py, self.classes) * np.float32(1.0 - lam))
+        return mixed, target
+
+    def epoch_numpy(self, epoch, mixup_alpha=0.0):
         """The batches of ``epoch`` as numpy arrays, computed in the caller's thread."""
         plan = self.plan(epoch, mixup_alpha)
-        for b in range(start_batch, len(self)):
+        for b in range(len(self)):
             yield self.make_batch(plan, b)
 
-    def epoch(self, epoch, mixup_alpha=0.0, start_batch=0):
+    def epoch(self, epoch, mixup_alpha=0.0):
         """Iterate over the ``(data, label)`` NDArray batches of ``epoch`` (0-based).
 
         ``mixup_alpha > 0`` mixes every batch (lam ~ Beta(alpha, alpha)) and gives soft
-        targets. ``start_batch`` skips the first batches (resuming inside an epoch); the
-        remaining batches are those of the full epoch. With ``prefetch > 0`` the next batches
-        are prepared in a background thread while the caller trains.
+        targets. With ``prefetch > 0`` the next batches are prepared in a background thread
+        while the caller trains; leaving the loop early (or closing the generator) stops it.
         """
         import mxnet as mx
 
@@ -246,10 +272,10 @@ class BatchLoader(object):
             return mx.nd.array(x, dtype=np.float32), mx.nd.array(y, dtype=np.float32)
 
         if self.prefetch <= 0:
-            for item in self.epoch_numpy(epoch, mixup_alpha, start_batch):
+            for item in self.epoch_numpy(epoch, mixup_alpha):
                 yield to_nd(item)
             return
-        source = self.epoch_numpy(epoch, mixup_alpha, start_batch)
+        source = self.epoch_numpy(epoch, mixup_alpha)
         q = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
 
@@ -284,5 +310,3 @@ class BatchLoader(object):
         finally:
             stop.set()
             thread.join()
-
-    __call__ = epoch

@@ -20,6 +20,13 @@ _SPLITS = {'train': ['train'], 'test': ['test'], 'extra': ['extra'],
            'train+extra': ['train', 'extra']}
 
 
+def _not_mat(path, err):
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return DatasetFormatError('%s: not a readable MATLAB file (%s); SVHN "format 2" .mat files '
+                              'hold X (32, 32, 3, N) uint8 and y (N, 1). Is it truncated or '
+                              'another file? Get it again from %s.' % (path, text, SVHN_URL))
+
+
 def read_svhn_mat(path, contiguous=True):
     """Read one official SVHN .mat file: ``(images, labels)``, uint8 (N, 32, 32, 3) and int32
     (N,) with the label 10 mapped to the digit 0. ``contiguous=False`` returns the images as
@@ -27,9 +34,14 @@ def read_svhn_mat(path, contiguous=True):
     from scipy.io import loadmat
     try:
         mat = loadmat(path, variable_names=['X', 'y'])
+    except OSError as err:
+        if err.errno is None:      # scipy's own "not a MAT file" errors
+            raise _not_mat(path, err) from err
+        raise DatasetFormatError('cannot read %s (%s); it should be an SVHN .mat file with X '
+                                 '(32, 32, 3, N) uint8 and y (N, 1). Make it readable or pass '
+                                 'another --data-dir.' % (path, err.strerror or err)) from err
     except Exception as err:
-        raise DatasetFormatError('%s: not a readable MATLAB file (%s); SVHN .mat files hold X '
-                                 '(32, 32, 3, N) uint8 and y (N, 1)' % (path, err)) from err
+        raise _not_mat(path, err) from err
     if 'X' not in mat or 'y' not in mat:
         raise DatasetFormatError('%s: expected variables X and y, found %s'
                                  % (path, sorted(k for k in mat if not k.startswith('__'))))
@@ -107,7 +119,10 @@ def load_svhn(split='train', data_dir=None, download=False, extra=False):
     paths = [_find(n, data_dir) for n in names]
     counts = []
     for path in paths:
-        shape = dict((v[0], v[1]) for v in whosmat(path)).get('X', ())
+        try:
+            shape = dict((v[0], v[1]) for v in whosmat(path)).get('X', ())
+        except Exception:   # read_svhn_mat below names the problem
+            shape = ()
         counts.append(shape[3] if len(shape) == 4 else None)
     if None in counts:  # let read_svhn_mat report the format problem
         parts = [read_svhn_mat(p) for p in paths]

@@ -1,8 +1,13 @@
-"""Training shared by train_cifar.py and train_imagenet.py: one fit loop, the papers'
-schedule presets, atomic checkpoints and resume, devices and kvstore."""
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .fit import TrainingDiverged, evaluate, fit
+"""Training shared by train_cifar.py and train_imagenet.py: one fit loop (a training step,
+an evaluation step and epoch-end hooks), the papers' schedule presets, checksummed atomic
+checkpoints and resume, devices, kvstore and the local dist launcher."""
+from .checkpoint import (CheckpointError, find_checkpoint, latest_checkpoint, load_checkpoint,
+                         save_checkpoint)
+from .fit import (DEFAULT_HOOKS, EvalResult, Run, SaveError, TrainingDiverged, evaluate, fit,
+                  train_epoch)
 from .presets import PRESETS, default_preset, get_preset
 
-__all__ = ['fit', 'evaluate', 'TrainingDiverged', 'PRESETS', 'default_preset', 'get_preset',
-           'save_checkpoint', 'load_checkpoint', 'latest_checkpoint']
+__all__ = ['fit', 'train_epoch', 'evaluate', 'EvalResult', 'Run', 'DEFAULT_HOOKS',
+           'TrainingDiverged', 'SaveError', 'CheckpointError', 'PRESETS', 'default_preset',
+           'get_preset', 'save_checkpoint', 'load_checkpoint', 'latest_checkpoint',
+           'find_checkpoint']

@@ -1,33 +1,115 @@
-"""Checkpoints that survive a kill at any instant.
+"""Checkpoints that survive a kill at any instant, and that are never silently wrong.
 
-A checkpoint is three files: ``epoch-NNNN.params`` (network), ``epoch-NNNN.states`` (trainer:
-optimizer state, momentum, update count, learning-rate schedule) and the record
-``checkpoint.json`` that names them together with the epoch, the history and the best result
-so far. Each file is written to a temporary name and moved into place with
-``os.replace`` (atomic on POSIX); ``checkpoint.json`` is replaced last, so a reader
-always sees a complete, consistent checkpoint: the new one or the previous one.
+A checkpoint after epoch ``E`` is four files: ``epoch-EEEE.params`` (network),
+``epoch-EEEE.states`` (trainer: optimizer state, momentum, per-device update counts,
+learning-rate schedule), and its record ``epoch-EEEE.json`` (the epoch, the history, the best
+result so far and the SHA-256 of the two data files). ``checkpoint.json``, a copy of the
+newest record, is what makes the checkpoint the current one.
+
+* Every file is written to ``<name>.tmp-<pid>`` and moved into place with ``os.replace``
+  (atomic on POSIX), ``checkpoint.json`` last, so a reader always sees a complete checkpoint:
+  the new one or the previous one. Temporary files of a write that was killed are removed
+  at the next start (:func:`remove_stale_temps`).
+* ``--resume`` (:func:`load_checkpoint`) checks the SHA-256 of the files against the record
+  before loading. When the newest checkpoint is missing a file, fails its check, or
+  ``checkpoint.json`` is truncated, it falls back to the newest intact checkpoint (from
+  the per-checkpoint records) and says so; when none is intact it stops, naming what is
+  wrong.
+* Nothing non-finite is written: :func:`find_nonfinite` lists parameters and BatchNorm
+  running statistics that are NaN or infinite (the fit loop refuses to save then).
 """
+import hashlib
 import json
 import logging
 import os
+import re
 
-__all__ = ['atomic_write', 'save_checkpoint', 'load_checkpoint', 'latest_checkpoint',
-           'refuse_existing_run', 'RECORD']
+import numpy as np
+
+from ..errors import UserError
+
+__all__ = ['atomic_write', 'sha256_file', 'save_checkpoint', 'load_checkpoint',
+           'latest_checkpoint', 'find_checkpoint', 'refuse_existing_run', 'remove_stale_temps',
+           'find_nonfinite', 'read_json', 'CheckpointError', 'RunExists', 'RECORD',
+           'TMP_MARK']
 
 RECORD = 'checkpoint.json'
+TMP_MARK = '.tmp-'
+_STEM = re.compile(r'^epoch-(\d+)\.(params|states|json)$')
+_TMP = re.compile(r'\.tmp-(\d+)$')
+
+log = logging.getLogger('cmpese.train')
 
 
-def atomic_write(path, write):
-    """Call ``write(tmp_path)`` then move ``tmp_path`` onto ``path`` atomically."""
-    tmp = '%s.tmp-%d' % (path, os.getpid())
+class CheckpointError(UserError):
+    """A checkpoint or run file that cannot be used, with what to do."""
+
+
+class RunExists(UserError):
+    """A new run was asked for in a directory that holds a checkpoint."""
+
+
+def sha256_file(path, chunk=1 << 20):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write(path, write, digest=False):
+    """Call ``write(tmp_path)``, flush it to disk, then move ``tmp_path`` onto ``path``
+    atomically. Returns the SHA-256 of the written file with ``digest=True``. On any error
+    (or interrupt) the temporary file is removed and ``path`` is unchanged."""
+    tmp = '%s%s%d' % (path, TMP_MARK, os.getpid())
     try:
         write(tmp)
         with open(tmp, 'rb') as f:
             os.fsync(f.fileno())
+        sha = sha256_file(tmp) if digest else None
         os.replace(tmp, path)
+        return sha
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _pid_alive(pid):
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(save_dir):
+    """Remove the ``*.tmp-<pid>`` files (in ``save_dir`` and ``save_dir/export``) whose
+    writing process no longer runs; returns their paths."""
+    removed = []
+    for folder in (save_dir, os.path.join(save_dir, 'export')):
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            m = _TMP.search(name)
+            path = os.path.join(folder, name)
+            if m and os.path.isfile(path) and not _pid_alive(int(m.group(1))):
+                os.remove(path)
+                removed.append(path)
+    return removed
+
+
+def find_nonfinite(net):
+    """Names of the parameters (BatchNorm running statistics included) that hold a NaN or
+    an infinity on any device."""
+    bad = []
+    for name, p in sorted(net._collect_params_with_prefix().items()):
+        if any(not np.isfinite(d.asnumpy()).all() for d in p.list_data()):
+            bad.append(name)
+    return bad
 
 
 def _write_json(obj):
@@ -37,60 +119,159 @@ def _write_json(obj):
     return write
 
 
+def _checkpoint_files(save_dir):
+    """{epoch: set of extensions} of the epoch-NNNN.* files in ``save_dir``."""
+    out = {}
+    for name in os.listdir(save_dir):
+        m = _STEM.match(name)
+        if m:
+            out.setdefault(int(m.group(1)), set()).add(m.group(2))
+    return out
+
+
 def save_checkpoint(save_dir, epoch, net, trainer, state, keep=2):
     """Write the checkpoint after ``epoch`` (1-based count of finished epochs).
 
     ``state`` is a JSON-serializable dict (history, best accuracy, ...). Keeps the ``keep``
-    newest params/states pairs and deletes older ones after the record points elsewhere.
+    newest checkpoints (0: all) and deletes the others after ``checkpoint.json`` names the
+    new one. Returns the record.
     """
-    stem = os.path.join(save_dir, 'epoch-%04d' % epoch)
-    atomic_write(stem + '.params', net.save_parameters)
-    atomic_write(stem + '.states', trainer.save_states)
-    record = dict(state, epoch=epoch, params=os.path.basename(stem + '.params'),
-                  states=os.path.basename(stem + '.states'))
+    if keep < 0:
+        raise ValueError('keep must be >= 0 (0 keeps every checkpoint), got %r' % (keep,))
+    stem = 'epoch-%04d' % epoch
+    base = os.path.join(save_dir, stem)
+    sums = {stem + '.params': atomic_write(base + '.params', net.save_parameters, digest=True),
+            stem + '.states': atomic_write(base + '.states', trainer.save_states, digest=True)}
+    record = dict(state, epoch=epoch, params=stem + '.params', states=stem + '.states',
+                  sha256=sums, format=2)
+    atomic_write(base + '.json', _write_json(record))
     atomic_write(os.path.join(save_dir, RECORD), _write_json(record))
-    names = sorted(n for n in os.listdir(save_dir)
-                   if n.startswith('epoch-') and n.endswith('.params'))
-    for old in names[:-keep] if keep else []:
-        for ext in ('.params', '.states'):
-            path = os.path.join(save_dir, old[:-len('.params')] + ext)
+    epochs = sorted(e for e in _checkpoint_files(save_dir) if e <= epoch)
+    drop = set(epochs[:-keep] if keep else []) | {e for e in _checkpoint_files(save_dir)
+                                                  if e > epoch}
+    for e in drop:
+        for ext in ('params', 'states', 'json'):
+            path = os.path.join(save_dir, 'epoch-%04d.%s' % (e, ext))
             if os.path.exists(path):
                 os.remove(path)
     return record
 
 
-def latest_checkpoint(save_dir):
-    """The record of the last complete checkpoint in ``save_dir``, or None."""
-    path = os.path.join(save_dir, RECORD)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        record = json.load(f)
+def read_json(path, what='file'):
+    """The JSON object in ``path``; a truncated or garbled file is a :class:`CheckpointError`
+    naming it."""
+    try:
+        with open(path) as f:
+            obj = json.load(f)
+    except ValueError as err:
+        raise CheckpointError('%s is not valid JSON (%s): the %s was truncated or changed '
+                              'by hand' % (path, err, what)) from err
+    except OSError as err:
+        raise CheckpointError('cannot read %s: %s' % (path, err.strerror or err)) from err
+    if not isinstance(obj, dict):
+        raise CheckpointError('%s holds %s, not the JSON object of a %s'
+                              % (path, type(obj).__name__, what))
+    return obj
+
+
+def _verify(save_dir, record, source):
+    """None when every file of ``record`` is present and matches its SHA-256, else why not."""
     for key in ('params', 'states'):
-        if not os.path.exists(os.path.join(save_dir, record[key])):
-            raise FileNotFoundError(
-                '%s names %s, which is missing; the checkpoint directory was changed by hand. '
-                'Restore the file or start a new run in another --save-dir.'
-                % (path, record[key]))
-    return record
+        name = record.get(key)
+        if not name:
+            return '%s names no %s file' % (source, key)
+        path = os.path.join(save_dir, name)
+        if not os.path.isfile(path):
+            return '%s is missing' % name
+        want = (record.get('sha256') or {}).get(name)
+        if want is not None and sha256_file(path) != want:
+            return ('%s does not match the SHA-256 recorded in %s (the file changed after it '
+                    'was written)' % (name, source))
+    return None
+
+
+def find_checkpoint(save_dir):
+    """``(record, notes)``: the newest intact checkpoint of ``save_dir`` (None when there
+    is no checkpoint) and the reasons newer ones were passed over. Raises
+    :class:`CheckpointError` when checkpoints exist but none is intact. (Data files without
+    any record, left by a kill during the first checkpoint, count as no checkpoint.)"""
+    notes = []
+    if not os.path.isdir(save_dir):
+        return None, notes
+    main_path = os.path.join(save_dir, RECORD)
+    main = None
+    if os.path.exists(main_path):
+        try:
+            main = read_json(main_path, 'checkpoint record')
+            if not isinstance(main.get('epoch'), int):
+                raise CheckpointError('%s has no epoch number' % main_path)
+        except CheckpointError as err:
+            notes.append(str(err))
+            main = None
+    files = _checkpoint_files(save_dir)
+    candidates = []
+    if main is not None:
+        candidates.append((main['epoch'], RECORD, main))
+    limit = main['epoch'] if main is not None else None
+    for e in sorted(files, reverse=True):
+        if 'json' in files[e] and (limit is None or e < limit):
+            candidates.append((e, 'epoch-%04d.json' % e, None))
+    for epoch, source, record in candidates:
+        if record is None:
+            try:
+                record = read_json(os.path.join(save_dir, source), 'checkpoint record')
+            except CheckpointError as err:
+                notes.append(str(err))
+                continue
+        reason = _verify(save_dir, record, source)
+        if reason is None:
+            if 'sha256' not in record:
+                notes.append('%s records no SHA-256 (written by an older cmpese): its files '
+                             'were not verified' % source)
+            return record, notes
+        notes.append('the checkpoint after epoch %d is not intact: %s' % (epoch, reason))
+    if candidates or notes:
+        raise CheckpointError(
+            'no intact checkpoint in %s: %s. Restore the files, or start a new run in another '
+            '--save-dir.' % (save_dir, '; '.join(notes)))
+    return None, notes
+
+
+def latest_checkpoint(save_dir):
+    """The record of the newest intact checkpoint in ``save_dir``, or None."""
+    return find_checkpoint(save_dir)[0]
 
 
 def refuse_existing_run(save_dir):
-    """Raise ``FileExistsError`` when ``save_dir`` holds a checkpoint (a new run must not
-    overwrite it)."""
-    if latest_checkpoint(save_dir) is not None:
-        raise FileExistsError(
-            '%s already holds a checkpoint (checkpoint.json). Continue that run with --resume, '
-            'or choose another --save-dir (nothing was overwritten).' % save_dir)
+    """Raise :class:`RunExists` when ``save_dir`` holds a checkpoint (or its remains): a new
+    run must not overwrite it."""
+    if not os.path.isdir(save_dir):
+        return
+    if os.path.exists(os.path.join(save_dir, RECORD)) or _checkpoint_files(save_dir):
+        raise RunExists(
+            '--save-dir %s already holds a checkpoint (checkpoint.json). Continue that run '
+            'with --resume, or choose another --save-dir (nothing was overwritten).' % save_dir)
 
 
 def load_checkpoint(save_dir, net, trainer, ctx):
-    """Load the latest checkpoint into ``net`` and ``trainer``; return its record or None."""
-    record = latest_checkpoint(save_dir)
+    """Load the newest intact checkpoint into ``net`` and ``trainer``; return its record,
+    or None when the directory holds no checkpoint. Checkpoints passed over are logged
+    (warning) with the reason."""
+    record, notes = find_checkpoint(save_dir)
+    for note in notes:
+        log.warning('%s', note)
     if record is None:
         return None
-    net.load_parameters(os.path.join(save_dir, record['params']), ctx=ctx)
+    if notes and 'not intact' in ' '.join(notes):
+        log.warning('resuming from %s (after epoch %d), the newest intact checkpoint',
+                    record['params'][:-len('.params')], record['epoch'])
+    params = os.path.join(save_dir, record['params'])
+    try:
+        net.load_parameters(params, ctx=ctx)
+    except Exception as err:  # wrong model for this file, unreadable file
+        raise CheckpointError('%s cannot be loaded into this model (%s); --resume needs the '
+                              'model and --model-args of the saved run'
+                              % (params, str(err).strip().splitlines()[0])) from err
     trainer.load_states(os.path.join(save_dir, record['states']))
-    logging.info('resumed from %s after epoch %d', os.path.join(save_dir, record['params']),
-                 record['epoch'])
+    log.info('resumed from %s after epoch %d', params, record['epoch'])
     return record

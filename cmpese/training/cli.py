@@ -1,33 +1,52 @@
-"""Command-line plumbing shared by the trainers: arguments, the resolved configuration
-(preset + explicit overrides), resume checks, devices and kvstore."""
+"""Command-line plumbing shared by the trainers: arguments, their validation, the resolved
+configuration (preset + explicit overrides), resume checks, devices, the model options and
+the run directory.
+
+Every problem with the user's input is a :class:`ConfigError` (a
+:class:`cmpese.errors.UserError`) raised before anything is written, with a message that
+names the flag, says what was expected and what to do; :func:`cmpese.errors.run` prints it
+as one line and exits 2.
+"""
 import argparse
 import json
+import math
 import os
 import sys
+import tempfile
 
 import mxnet as mx
 
-from .checkpoint import atomic_write
+from ..errors import ArgumentParser, UserError
+from .checkpoint import CheckpointError, atomic_write, read_json
 from .presets import default_preset, get_preset, preset_names
 
-__all__ = ['add_training_args', 'explicit_keys', 'resolve_config', 'contexts', 'save_config',
-           'check_resume_config', 'RUNTIME_KEYS', 'ConfigError']
+__all__ = ['add_training_args', 'explicit_keys', 'resolve_config', 'validate_args',
+           'validate_config', 'contexts', 'save_config', 'check_resume_config',
+           'parse_model_args', 'build_model', 'check_save_dir', 'make_save_dir',
+           'check_data_dir', 'print_config', 'RUNTIME_KEYS', 'RESUME_CHANGEABLE', 'ConfigError',
+           'ArgumentParser']
 
-# Keys a resumed run may change: where things are and how the run is executed, not what is
-# computed.
+# Keys a resumed run may change without notice: where things are and how the run is
+# executed, not what is computed.
 RUNTIME_KEYS = ('data_dir', 'gpus', 'cpus', 'progress', 'export', 'resume', 'save_every',
-                'keep_checkpoints', 'download', 'log_file', 'data_prefetch', 'print_config')
+                'keep_checkpoints', 'download', 'data_prefetch', 'print_config',
+                'dist_timeout')
+
+# Training values a resumed run may change on purpose (e.g. after a NaN stop); each change is
+# printed, applied from the next update on, and recorded in config.json.
+RESUME_CHANGEABLE = ('lr', 'momentum', 'wd', 'epochs', 'iterations', 'mixup', 'mixup_alpha',
+                     'mixup_off_epochs')
 
 # Training values a preset provides (overridable).
 PRESET_KEYS = ('optimizer', 'momentum', 'wd', 'batch_size', 'lr', 'epochs', 'iterations',
                'lr_steps', 'lr_steps_frac', 'lr_steps_iter', 'lr_factor')
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration that cannot run, with what to change."""
 
 
-def _int_list(text):
+def _number_list(text):
     try:
         return [float(v) if '.' in v else int(v) for v in text.split(',') if v.strip()]
     except ValueError:
@@ -40,22 +59,25 @@ def add_training_args(parser):
     g.add_argument('--preset', choices=preset_names(),
                    help='a paper schedule; default: the one the papers used for --model on '
                         '--dataset (printed at start)')
-    g.add_argument('--epochs', type=int, help='number of epochs')
+    g.add_argument('--epochs', type=int, help='number of epochs (>= 1)')
     g.add_argument('--iterations', type=int,
-                   help='train for this many iterations instead (rounded up to whole epochs)')
+                   help='train for this many iterations instead of --epochs (rounded up to '
+                        'whole epochs)')
     g.add_argument('--batch-size', type=int, help='global batch size (all devices, all workers)')
-    g.add_argument('--lr', type=float, help='initial learning rate')
-    g.add_argument('--lr-steps', type=_int_list,
+    g.add_argument('--lr', type=float, help='initial learning rate (> 0)')
+    g.add_argument('--lr-steps', type=_number_list,
                    help='epochs after which the rate is multiplied by --lr-factor, e.g. 60,120,160')
-    g.add_argument('--lr-steps-iter', type=_int_list,
+    g.add_argument('--lr-steps-iter', type=_number_list,
                    help='the same in iterations, e.g. 32000,48000')
-    g.add_argument('--lr-factor', type=float, help='rate multiplier at each step (0.1, 0.2)')
+    g.add_argument('--lr-factor', type=float, help='rate multiplier at each step, in (0, 1]')
     g.add_argument('--optimizer', choices=('sgd', 'nag'), help='sgd (momentum) or nag (Nesterov)')
-    g.add_argument('--momentum', type=float)
-    g.add_argument('--wd', type=float, help='weight decay')
+    g.add_argument('--momentum', type=float, help='in [0, 1)')
+    g.add_argument('--wd', type=float, help='weight decay (>= 0)')
     g = parser.add_argument_group('mixup')
     g.add_argument('--mixup', action='store_true', help='train with mixup (Zhang et al. 2018)')
-    g.add_argument('--mixup-alpha', type=float, default=1.0, help='Beta(alpha, alpha) (1.0)')
+    g.add_argument('--no-mixup', dest='mixup', action='store_false',
+                   help='no mixup (to switch it off when resuming a mixup run)')
+    g.add_argument('--mixup-alpha', type=float, default=1.0, help='Beta(alpha, alpha), > 0')
     g.add_argument('--mixup-off-epochs', type=int, default=20,
                    help='last epochs trained without mixup (the CMPE-SE paper: 20). With a '
                         'preset schedule they are added after it, as the paper does')
@@ -66,20 +88,29 @@ def add_training_args(parser):
     g.add_argument('--kvstore', default='device',
                    choices=('device', 'local', 'dist_sync', 'dist_device_sync'),
                    help='gradient aggregation; dist_* across processes/machines (launch with '
-                        'mxnet/tools/launch.py or DMLC_* variables)')
+                        'python -m cmpese.training.launch, mxnet/tools/launch.py or DMLC_* '
+                        'variables)')
+    g.add_argument('--dist-timeout', type=float, default=60.0,
+                   help='dist_*: seconds to wait for the scheduler and the other nodes before '
+                        'giving up')
     g = parser.add_argument_group('run')
     g.add_argument('--save-dir', help='checkpoints, log, metrics (default runs/<model>-<dataset>)')
-    g.add_argument('--save-every', type=int, default=1, help='checkpoint every N epochs (1)')
-    g.add_argument('--keep-checkpoints', type=int, default=2, help='checkpoints kept (2)')
+    g.add_argument('--save-every', type=int, default=1,
+                   help='checkpoint every N epochs (0: only at the end)')
+    g.add_argument('--keep-checkpoints', type=int, default=2,
+                   help='checkpoints kept (0: all)')
     g.add_argument('--resume', action='store_true',
-                   help='continue the run in --save-dir from its last checkpoint')
+                   help='continue the run in --save-dir from its last intact checkpoint '
+                        '(--lr, --momentum, --wd, --epochs, --mixup* may be changed)')
     g.add_argument('--export', action='store_true',
                    help='write the trained model as symbol JSON + params at the end')
-    g.add_argument('--seed', type=int, default=0, help='makes a run repeatable (0)')
+    g.add_argument('--seed', type=int, default=0, help='makes a run repeatable (0 .. 2**32-1)')
     g.add_argument('--no-progress', dest='progress', action='store_false',
                    help='no tqdm progress bar')
     g.add_argument('--print-config', action='store_true',
                    help='print the resolved configuration and exit')
+    g.add_argument('--debug', action='store_true',
+                   help='show the Python traceback of an error instead of one line')
     return parser
 
 
@@ -100,10 +131,108 @@ def explicit_keys(parser, argv):
     return {k for k, v in vars(ns).items() if v is not sentinel}
 
 
+# ---------------------------------------------------------------- validation
+
+def _flag(key):
+    return '--' + key.replace('_', '-')
+
+
+# key: (type, low, low inclusive, high, high inclusive, example)
+_RANGES = {
+    'epochs': (int, 1, True, None, None, '200'),
+    'iterations': (int, 1, True, None, None, '64000'),
+    'batch_size': (int, 1, True, None, None, '128'),
+    'lr': (float, 0, False, None, None, '0.1'),
+    'lr_factor': (float, 0, False, 1, True, '0.1'),
+    'momentum': (float, 0, True, 1, False, '0.9'),
+    'wd': (float, 0, True, None, None, '1e-4'),
+    'mixup_alpha': (float, 0, False, None, None, '1.0'),
+    'mixup_off_epochs': (int, 0, True, None, None, '20'),
+    'seed': (int, 0, True, 2 ** 32 - 1, True, '0'),
+    'keep_checkpoints': (int, 0, True, None, None, '2'),
+    'save_every': (int, 0, True, None, None, '1'),
+    'cpus': (int, 0, True, None, None, '2'),
+    'data_prefetch': (int, 0, True, None, None, '2'),
+    'dist_timeout': (float, 0, False, None, None, '60'),
+}
+
+
+def _check_range(key, value):
+    kind, low, low_in, high, high_in, example = _RANGES[key]
+    if value is None:
+        return
+    finite = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
+    ok = finite and (kind is float or float(value).is_integer())
+    if ok and low is not None:
+        ok = value >= low if low_in else value > low
+    if ok and high is not None:
+        ok = value <= high if high_in else value < high
+    if ok:
+        return
+    what = 'an integer' if kind is int else 'a finite number'
+    bounds = []
+    if low is not None:
+        bounds.append(('>= %s' if low_in else '> %s') % low)
+    if high is not None:
+        bounds.append(('<= %s' if high_in else '< %s') % high)
+    raise ConfigError('%s must be %s %s, got %r. Pass e.g. %s %s.'
+                      % (_flag(key), what, ' and '.join(bounds), value, _flag(key), example))
+
+
+def validate_args(args, explicit):
+    """Ranges of every numeric option that ``args`` has, and the contradictions between
+    explicitly given options; raises :class:`ConfigError` naming the flag."""
+    for key in _RANGES:
+        if hasattr(args, key):
+            _check_range(key, getattr(args, key))
+    for key in ('lr_steps', 'lr_steps_iter'):
+        steps = getattr(args, key, None)
+        for v in steps or ():
+            if not (math.isfinite(v) and v >= 0) or (key == 'lr_steps_iter' and v != int(v)):
+                raise ConfigError('%s takes %s >= 0, got %s'
+                                  % (_flag(key), 'iteration counts' if key == 'lr_steps_iter'
+                                     else 'epoch numbers', ','.join(map(str, steps))))
+    pairs = [('epochs', 'iterations', 'the run length is set by one of them'),
+             ('lr_steps', 'lr_steps_iter', 'the rate steps are given in epochs or in '
+                                           'iterations, not both')]
+    for a, b, why in pairs:
+        if a in explicit and b in explicit:
+            raise ConfigError('%s and %s were both given, but %s: drop one.'
+                              % (_flag(a), _flag(b), why))
+    if 'gpus' in explicit and 'cpus' in explicit and getattr(args, 'gpus', '') and \
+            getattr(args, 'cpus', 0):
+        raise ConfigError('--gpus %s and --cpus %s were both given; a run uses GPUs or CPU '
+                          'contexts, not both: drop one.' % (args.gpus, args.cpus))
+    if not getattr(args, 'resume', False) and not getattr(args, 'mixup', False):
+        for key in ('mixup_alpha', 'mixup_off_epochs'):
+            if key in explicit:
+                raise ConfigError('%s has no effect without --mixup: add --mixup or drop %s.'
+                                  % (_flag(key), _flag(key)))
+
+
+def validate_config(cfg):
+    """Ranges of the resolved values (preset ones included) and the mixup epochs."""
+    for key in _RANGES:
+        if key in cfg:
+            _check_range(key, cfg[key])
+    if not cfg.get('epochs') and not cfg.get('iterations'):
+        raise ConfigError('the configuration sets neither --epochs nor --iterations: pass one')
+    if cfg.get('mixup') and cfg.get('epochs') and cfg['mixup_off_epochs'] >= cfg['epochs']:
+        raise ConfigError('--mixup-off-epochs %d leaves no mixup epoch in a %d-epoch run; '
+                          'lower it or raise --epochs' % (cfg['mixup_off_epochs'], cfg['epochs']))
+
+
 def resolve_config(args, explicit):
-    """Preset values overridden by the explicitly given options; returns a plain dict."""
+    """Preset values overridden by the explicitly given options; returns a plain dict.
+    Validates the options first (:func:`validate_args`)."""
+    validate_args(args, explicit)
     cfg = dict(vars(args))
-    preset = args.preset or default_preset(args.model, args.dataset)
+    cfg.pop('debug', None)
+    try:
+        preset = args.preset or default_preset(args.model, args.dataset)
+    except (KeyError, ValueError) as err:
+        raise ConfigError('--model %s: %s' % (args.model, str(err).strip('"')))
     values = get_preset(preset)
     cfg['preset'] = preset
     cfg['preset_source'] = values.pop('source')
@@ -122,20 +251,18 @@ def resolve_config(args, explicit):
         # The CMPE-SE paper trains the schedule with mixup, then adds 20 epochs without it.
         values['epochs'] += args.mixup_off_epochs
     cfg.update(values)
-    if cfg['mixup'] and cfg['epochs'] and cfg['mixup_off_epochs'] >= cfg['epochs']:
-        raise ConfigError('--mixup-off-epochs %d leaves no mixup epoch in a %d-epoch run; '
-                          'lower it or raise --epochs' % (cfg['mixup_off_epochs'], cfg['epochs']))
-    for key in ('batch_size', 'lr'):
-        if not cfg[key] or cfg[key] <= 0:
-            raise ConfigError('--%s must be positive, got %r' % (key.replace('_', '-'), cfg[key]))
+    validate_config(cfg)
     if not cfg.get('save_dir'):
         cfg['save_dir'] = os.path.join('runs', '%s-%s' % (args.model, args.dataset))
     return cfg
 
 
+# ---------------------------------------------------------------- config.json and resume
+
 def save_config(cfg, save_dir):
     os.makedirs(save_dir, exist_ok=True)
-    text = json.dumps(cfg, indent=1, sort_keys=True, default=str)
+    text = json.dumps({k: v for k, v in cfg.items() if k != 'resume_changes'}, indent=1,
+                      sort_keys=True, default=str)
 
     def write(tmp):
         with open(tmp, 'w') as f:
@@ -145,34 +272,65 @@ def save_config(cfg, save_dir):
 
 
 def check_resume_config(cfg, explicit, save_dir):
-    """The configuration to resume with: the saved one, plus runtime changes. Any other
-    explicitly given value that differs from the saved run is an error (nothing is changed)."""
+    """The configuration to resume with: the saved one, plus runtime changes and the
+    explicitly changed :data:`RESUME_CHANGEABLE` values (listed in ``'resume_changes'`` as
+    ``'--lr 0.1 -> 0.01'``). Any other explicitly given value that differs from the saved
+    run is an error (nothing is changed)."""
     path = os.path.join(save_dir, 'config.json')
     if not os.path.exists(path):
         raise ConfigError('--resume: %s does not exist, so there is no run to continue in %s. '
                           'Start it without --resume (or point --save-dir at the run).'
                           % (path, save_dir))
-    with open(path) as f:
-        saved = json.load(f)
-    differ = []
+    try:
+        saved = read_json(path, 'configuration of the run')
+    except CheckpointError as err:
+        raise ConfigError('--resume: %s. Restore it, or start a new run in another --save-dir.'
+                          % err)
+    for key in ('model', 'seed', 'batch_size', 'lr', 'optimizer'):
+        if key not in saved:
+            raise ConfigError('--resume: %s has no %r entry; it is not the config.json of a '
+                              'cmpese run' % (path, key))
+    differ, changes = [], []
     for key in sorted(explicit):
-        if key in RUNTIME_KEYS or key == 'save_dir':
+        if key in RUNTIME_KEYS or key in ('save_dir', 'debug'):
             continue
         if key in saved and saved[key] != cfg.get(key):
-            differ.append('--%s: saved %r, given %r' % (key.replace('_', '-'), saved[key],
-                                                         cfg.get(key)))
+            if key in RESUME_CHANGEABLE:
+                changes.append(key)
+            else:
+                differ.append('%s: saved %r, given %r' % (_flag(key), saved[key], cfg.get(key)))
     if differ:
         raise ConfigError('--resume continues the run saved in %s, whose configuration differs '
                           'from the options given:\n  %s\nDrop those options (the saved values '
-                          'are used) or start a new run in another --save-dir.'
-                          % (path, '\n  '.join(differ)))
+                          'are used; %s may change) or start a new run in another --save-dir.'
+                          % (path, '\n  '.join(differ),
+                             ', '.join(_flag(k) for k in RESUME_CHANGEABLE)))
     out = dict(saved)
+    out['resume_changes'] = []
+    for key in changes:
+        out['resume_changes'].append('%s %s -> %s' % (_flag(key), saved[key], cfg[key]))
+        out[key] = cfg[key]
+    if 'epochs' in changes:
+        out['iterations'] = None
+    if 'iterations' in changes:
+        out['epochs'] = None
     for key in RUNTIME_KEYS:
         if key in explicit or key in ('resume', 'progress'):
             out[key] = cfg.get(key)
     out['save_dir'] = save_dir
+    if not out.get('mixup'):
+        for key in ('mixup_alpha', 'mixup_off_epochs'):
+            if key in explicit:
+                raise ConfigError('%s has no effect: the run trains without mixup (add --mixup '
+                                  'to switch it on)' % _flag(key))
+    validate_config(out)
+    if out['resume_changes']:
+        out.setdefault('changed_on_resume', [])
+        out['changed_on_resume'] = list(out['changed_on_resume']) + out['resume_changes']
     return out
 
+
+# ---------------------------------------------------------------- devices, model, directories
 
 def contexts(gpus='', cpus=0):
     """The device list from --gpus / --cpus (default: one CPU)."""
@@ -181,6 +339,8 @@ def contexts(gpus='', cpus=0):
             ids = [int(i) for i in str(gpus).split(',') if i.strip()]
         except ValueError:
             raise ConfigError('--gpus takes comma-separated ids such as 0,1; got %r' % gpus)
+        if any(i < 0 for i in ids):
+            raise ConfigError('--gpus takes ids >= 0 such as 0,1; got %r' % gpus)
         if ids:
             available = mx.context.num_gpus()
             if available == 0:
@@ -189,14 +349,103 @@ def contexts(gpus='', cpus=0):
                                   '--cpus)' % gpus)
             bad = [i for i in ids if i >= available]
             if bad:
-                raise ConfigError('--gpus %s: only %d GPU(s) exist' % (gpus, available))
+                raise ConfigError('--gpus %s: only %d GPU(s) exist (ids 0..%d)'
+                                  % (gpus, available, available - 1))
             return [mx.gpu(i) for i in ids]
+    if cpus < 0:
+        raise ConfigError('--cpus must be >= 0, got %d' % cpus)
     return [mx.cpu(i) for i in range(cpus)] if cpus > 0 else [mx.cpu()]
+
+
+def parse_model_args(text, flag='--model-args'):
+    """The JSON object of ``--model-args`` as a dict; ``drop_rate`` must be in [0, 1)."""
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise ConfigError('%s is not valid JSON (%s): give an object such as '
+                          '\'{"drop_rate": 0.3}\'' % (flag, err))
+    if not isinstance(value, dict):
+        raise ConfigError('%s must be a JSON object such as \'{"drop_rate": 0.3}\', got %s'
+                          % (flag, text))
+    rate = value.get('drop_rate')
+    if rate is not None and not (isinstance(rate, (int, float)) and not isinstance(rate, bool)
+                                 and math.isfinite(rate) and 0 <= rate < 1):
+        raise ConfigError('%s: drop_rate must be a number in [0, 1), got %r' % (flag, rate))
+    return value
+
+
+def build_model(name, classes, model_args, flag='--model-args'):
+    """``cmpese.get_model(name, classes=classes, **model_args)`` with its errors named: an
+    unknown model names ``--model`` (with the closest names), an option the builder does not
+    take or a value it refuses names ``flag``."""
+    import cmpese
+    from ..model_zoo import get_model_list
+    known = name.lower() in set(get_model_list())
+    try:
+        return cmpese.get_model(name, classes=classes, **model_args)
+    except KeyError as err:
+        raise ConfigError('--model: %s' % str(err).strip('"'))
+    except (TypeError, ValueError, mx.base.MXNetError) as err:
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if not model_args and not known:
+            raise ConfigError('--model %s: %s' % (name, text))
+        raise ConfigError('%s %s: %s cannot be built with these options (%s)'
+                          % (flag, json.dumps(model_args), name, text))
+
+
+def _nearest_existing(path):
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def check_save_dir(save_dir, flag='--save-dir'):
+    """Refuse a ``save_dir`` that is a file or cannot be created or written, without
+    writing anything."""
+    if os.path.exists(save_dir) and not os.path.isdir(save_dir):
+        raise ConfigError('%s %s is a file, not a directory; pass a directory (it is created '
+                          'if missing)' % (flag, save_dir))
+    base = _nearest_existing(save_dir)
+    if not os.path.isdir(base):
+        raise ConfigError('%s %s cannot be created: %s is a file, not a directory'
+                          % (flag, save_dir, base))
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ConfigError('%s %s is not writable (%s: permission denied); choose a directory '
+                          'you can write to' % (flag, save_dir, base))
+
+
+def make_save_dir(save_dir, flag='--save-dir'):
+    """Create ``save_dir`` and check that a file can be written in it."""
+    check_save_dir(save_dir, flag)
+    try:
+        os.makedirs(save_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=save_dir):
+            pass
+    except OSError as err:
+        raise ConfigError('%s %s cannot be written (%s); choose a directory you can write to'
+                          % (flag, save_dir, err.strerror or err))
+
+
+def check_data_dir(data_dir, flag='--data-dir'):
+    """Refuse a ``data_dir`` that is a file or is not readable (a missing one is left to the
+    dataset reader, which names every expected file)."""
+    if data_dir is None or not os.path.exists(data_dir):
+        return
+    if not os.path.isdir(data_dir):
+        raise ConfigError('%s %s is a file, not a directory; pass the directory that holds '
+                          'the dataset files' % (flag, data_dir))
+    if not os.access(data_dir, os.R_OK | os.X_OK):
+        raise ConfigError('%s %s is not readable (permission denied); make it readable or '
+                          'pass another directory' % (flag, data_dir))
 
 
 def print_config(cfg, stream=None):
     stream = stream or sys.stdout
-    keys = sorted(k for k in cfg if k != 'preset_source')
+    keys = sorted(k for k in cfg if k not in ('preset_source', 'resume_changes'))
     width = max(len(k) for k in keys)
     stream.write('configuration (preset %s: %s)\n' % (cfg['preset'], cfg.get('preset_source')))
     for k in keys:

@@ -1,23 +1,55 @@
-"""The one fit loop behind train_cifar.py (and train_imagenet.py).
+"""The one fit loop behind train_cifar.py and train_imagenet.py.
 
 ``fit`` trains a Gluon network with data parallelism over ``ctx`` (gradients aggregated by a
-kvstore: ``device``/``local`` in one process, ``dist_sync``/``dist_device_sync``/``dist_async``
-across processes and machines), the schedule of a resolved configuration (see
-:mod:`cmpese.training.presets`), optional mixup switched off for the last epochs,
-checkpoints every ``save_every`` epochs that a killed run resumes from exactly, the best model
-by test accuracy, a log, a metrics CSV and a training-curve PNG.
+kvstore: ``device``/``local`` in one process, ``dist_sync``/``dist_device_sync`` across
+processes and machines), the schedule of a resolved configuration (see
+:mod:`cmpese.training.presets`), optional mixup switched off for the last epochs, and
+epoch-end hooks that write checkpoints (resumed exactly after a kill), the best model by
+test accuracy, a metrics CSV and a training-curve PNG. As in MXNet's
+``example/image-classification/common/fit.py``, the loop is split in three:
+
+* :func:`train_epoch`: one pass over the training data (forward, backward, NaN check,
+  gradient aggregation, update), returning the epoch's training figures;
+* :func:`evaluate`: top-1 / top-5 accuracy (``mx.metric``) and loss over a loader, every
+  image counted exactly once;
+* epoch-end hooks, called as ``hook(run, row)`` after each epoch with the :class:`Run` and
+  the epoch's metrics row: :func:`finite_check_hook`, :func:`best_model_hook`,
+  :func:`metrics_hook` (CSV and curves), :func:`checkpoint_hook` (:data:`DEFAULT_HOOKS`,
+  run on worker 0 only, in that order). ``fit(..., hooks=[...])`` appends more.
+
+Loader protocol (what ``train_data`` and ``val_data`` must provide):
+
+* ``len(loader)``: batches per epoch, **the same on every distributed worker** (uneven
+  counts make ``dist_sync`` hang at the end of an epoch);
+* ``loader.epoch(e, mixup_alpha=0)``: an iterator over the batches of epoch ``e``
+  (0-based), each ``(data, label)`` or ``(data, label, pad)``: ``data`` an NDArray NCHW
+  float32, ``label`` an NDArray ``(B,)`` of class indices or, with ``mixup_alpha > 0``,
+  ``(B, classes)`` soft targets; ``pad`` an int, the number of rows at the end of the batch
+  that are padding (``mx.io.DataBatch.pad`` of an ``ImageRecordIter``). Batches are
+  **worker-local**: with ``dist_sync``, each worker's loader yields its own shard (the data
+  side shards, e.g. ``BatchLoader(num_parts=kv.num_workers, part_index=kv.rank)`` or
+  ``ImageRecordIter(num_parts=..., part_index=...)``), and every worker's batch ``b`` has the
+  same number of rows. Loaders that cannot mix may ignore ``mixup_alpha`` only if
+  ``cfg['mixup']`` is off.
+
+Padding: evaluation drops the ``pad`` rows from the metrics, so each image counts once
+(GluonCV's script and ``Module.score`` count padded images twice). Training trains on the
+whole batch (the padded rows of an ``ImageRecordIter`` are real images wrapped around from
+the start, as MXNet's own ``fit`` does) and counts only the non-padding rows in its figures.
 
 Determinism: everything random in epoch ``e`` (data order, augmentation, mixup draws,
 dropout) is seeded from ``(seed, e)``, so a run resumed after a kill replays the interrupted
 epoch exactly and ends with the parameters of an uninterrupted run.
 
-Data: ``train_data`` and ``val_data`` are loaders with ``epoch(e, mixup_alpha=0)`` (an
-iterator of ``(images NDArray NCHW float32, labels NDArray)`` global batches, the same on
-every worker; with ``mixup_alpha > 0`` mixed images and soft targets) and ``len()``
-(batches per epoch): :class:`cmpese.data.BatchLoader`. A distributed worker ``r`` of
-``k`` trains on the ``r``-th of ``k`` equal slices of every global batch, so ``k`` workers
-compute exactly what one process on ``k`` devices computes.
+Failures: a NaN or infinite loss or gradient raises :class:`TrainingDiverged` before the
+update, naming the last good checkpoint and a ``--resume`` command line that continues from
+it; non-finite parameters or BatchNorm statistics are never written (the finite check runs
+before any epoch-end file). SIGINT/SIGTERM (through :func:`cmpese.errors.run`) never cut a
+file write in half and end with "interrupted at epoch E, iteration I; resume with
+--resume". A full disk ends in one line naming the directory; the last complete checkpoint
+stays resumable.
 """
+import errno
 import json
 import logging
 import math
@@ -25,14 +57,20 @@ import os
 import time
 
 import mxnet as mx
+import numpy as np
 from mxnet import autograd, gluon
 
 from ..data.loader import epoch_rng
-from .checkpoint import atomic_write, load_checkpoint, refuse_existing_run, save_checkpoint
+from ..errors import Interrupted, UserError, deferred_interrupts
+from .checkpoint import (atomic_write, find_nonfinite, latest_checkpoint, load_checkpoint,
+                         remove_stale_temps, save_checkpoint)
 from .presets import lr_steps_in_updates, resolve_epochs
 from .report import plot_curves, write_metrics_csv
 
-__all__ = ['fit', 'evaluate', 'TrainingDiverged', 'make_trainer', 'STREAM_DROPOUT']
+__all__ = ['fit', 'train_epoch', 'evaluate', 'EvalResult', 'Run', 'TrainingDiverged',
+           'SaveError', 'make_trainer', 'configure_optimizer', 'finite_check_hook',
+           'best_model_hook', 'metrics_hook', 'checkpoint_hook', 'DEFAULT_HOOKS',
+           'STREAM_DROPOUT', 'unpack_batch']
 
 # The fit loop's per-epoch random stream (the loader's are 0-2; see cmpese.data.epoch_rng).
 STREAM_DROPOUT = 10
@@ -40,8 +78,25 @@ STREAM_DROPOUT = 10
 log = logging.getLogger('cmpese.train')
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+class TrainingDiverged(UserError):
+    """The loss, a gradient, a parameter or a BatchNorm statistic became NaN or infinite.
+    Nothing non-finite was written; the message names the last good checkpoint (or says
+    there is none) and the ``--resume`` options that continue from it. Exit code 3."""
+    exit_code = 3
+
+
+class SaveError(UserError):
+    """A file of the run could not be written (no space left, quota, read-only); the last
+    complete checkpoint is untouched."""
+
+
+# ---------------------------------------------------------------- optimizer and schedule
+
+def _scheduler(cfg, steps):
+    if not steps:
+        return None
+    return mx.lr_scheduler.MultiFactorScheduler(step=list(steps), factor=cfg['lr_factor'],
+                                                base_lr=cfg['lr'])
 
 
 def make_trainer(net, cfg, iters_per_epoch, epochs, kvstore, dist=False):
@@ -51,8 +106,7 @@ def make_trainer(net, cfg, iters_per_epoch, epochs, kvstore, dist=False):
     if cfg['optimizer'] in ('sgd', 'nag'):
         params['momentum'] = cfg['momentum']
     if steps:
-        params['lr_scheduler'] = mx.lr_scheduler.MultiFactorScheduler(
-            step=steps, factor=cfg['lr_factor'], base_lr=cfg['lr'])
+        params['lr_scheduler'] = _scheduler(cfg, steps)
     # Distributed runs: the gradients are all-reduced by DistSync (below) and every worker
     # applies the same update itself, so the optimizer state lives on the workers (identical
     # on each) and checkpoints hold it; the Trainer gets no kvstore then.
@@ -61,16 +115,23 @@ def make_trainer(net, cfg, iters_per_epoch, epochs, kvstore, dist=False):
     return trainer, steps
 
 
-def _slice(batch, part, parts):
-    """The ``part``-th of ``parts`` even slices of a global batch (dist workers)."""
-    if parts == 1:
-        return batch
-    n = batch.shape[0]
-    if n % parts:
-        raise ValueError('a global batch of %d cannot be split evenly over %d workers; '
-                         'choose --batch-size divisible by the number of workers' % (n, parts))
-    step = n // parts
-    return batch[part * step:(part + 1) * step]
+def configure_optimizer(trainer, cfg, steps):
+    """Set the rate schedule, weight decay and momentum of ``trainer``'s optimizer from
+    ``cfg``, keeping its update counts (per device and per parameter) and its states.
+
+    Called after ``trainer.load_states``: the states file holds the pickled optimizer of the
+    saved run, so a resumed run with a changed ``--lr``, ``--wd``, ``--momentum`` or
+    ``--epochs`` would otherwise continue with the saved values. A fresh
+    ``MultiFactorScheduler`` asked at the restored update count gives exactly the rate the
+    saved one would (it steps through the same factors in the same order).
+    """
+    opt = trainer._optimizer
+    opt.lr = cfg['lr']
+    opt.lr_scheduler = _scheduler(cfg, steps)
+    opt.wd = cfg['wd']
+    if hasattr(opt, 'momentum'):
+        opt.momentum = cfg['momentum']
+    return opt
 
 
 def _grad_sum_sq(grads_by_device):
@@ -135,24 +196,69 @@ class DistSync(object):
         mx.nd.waitall()
 
 
+# ---------------------------------------------------------------- batches and metrics
+
+def unpack_batch(batch):
+    """``(data, label, pad)`` of a loader batch ``(data, label)`` or ``(data, label, pad)``."""
+    if len(batch) == 3:
+        data, label, pad = batch
+        return data, label, int(pad or 0)
+    data, label = batch
+    return data, label, 0
+
+
+def _valid_slices(parts, valid):
+    """For the device slices ``parts`` of one batch (in order), how many leading rows of each
+    are real images when the batch has ``valid`` real rows."""
+    out, offset = [], 0
+    for p in parts:
+        n = p.shape[0]
+        out.append(max(0, min(n, valid - offset)))
+        offset += n
+    return out
+
+
+class EvalResult(tuple):
+    """``(top1_error, top5_error, loss, count)``: top-5 is None for 5 classes or fewer;
+    ``count`` is the number of images counted (padding excluded)."""
+    __slots__ = ()
+
+    def __new__(cls, top1_error, top5_error, loss, count):
+        return tuple.__new__(cls, (top1_error, top5_error, loss, count))
+
+    top1_error = property(lambda self: self[0])
+    top5_error = property(lambda self: self[1])
+    loss = property(lambda self: self[2])
+    count = property(lambda self: self[3])
+
+
 def evaluate(net, data, ctx, classes, epoch=0):
-    """(top-1 error, top-5 error or None, mean loss) of ``net`` over ``data``."""
+    """Top-1 and top-5 error (``mx.metric.Accuracy``, ``TopKAccuracy(5)``; top-5 only for
+    more than 5 classes) and mean cross-entropy of ``net`` over the loader ``data``, every
+    image counted exactly once (padding rows excluded). Returns an :class:`EvalResult`."""
     top1 = mx.metric.Accuracy()
-    top5 = mx.metric.TopKAccuracy(5) if classes >= 20 else None
+    top5 = mx.metric.TopKAccuracy(5) if classes > 5 else None
+    loss = mx.metric.Loss()
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    total, count = 0.0, 0
-    for x, y in data.epoch(epoch):
+    count = 0
+    for batch in data.epoch(epoch):
+        x, y, pad = unpack_batch(batch)
         xs = gluon.utils.split_and_load(x, ctx, even_split=False)
         ys = gluon.utils.split_and_load(y, ctx, even_split=False)
-        for xi, yi in zip(xs, ys):
+        for xi, yi, k in zip(xs, ys, _valid_slices(xs, x.shape[0] - pad)):
+            if not k:
+                continue
             out = net(xi)
-            top1.update(yi, out)
+            if k < xi.shape[0]:
+                out, yi = out[:k], yi[:k]
+            top1.update([yi], [out])
             if top5 is not None:
-                top5.update(yi, out)
-            total += float(loss_fn(out, yi).sum().asscalar())
-            count += xi.shape[0]
-    return (1 - top1.get()[1], None if top5 is None else 1 - top5.get()[1],
-            total / max(count, 1))
+                top5.update([yi], [out])
+            loss.update(None, [loss_fn(out, yi)])
+            count += k
+    return EvalResult(1 - top1.get()[1] if count else float('nan'),
+                      None if top5 is None else (1 - top5.get()[1] if count else float('nan')),
+                      loss.get()[1] if count else float('nan'), count)
 
 
 def _progress(total, desc, enabled):
@@ -162,71 +268,65 @@ def _progress(total, desc, enabled):
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
-def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=False,
-        progress=True, export_prefix=None, input_shape=(1, 3, 32, 32)):
-    """Train ``net`` as ``cfg`` says; returns the final state dict (history, best, ...).
+# ---------------------------------------------------------------- the run
 
-    ``cfg`` keys used: classes, seed, optimizer, lr, momentum, wd, lr_factor and one of
-    lr_steps / lr_steps_frac / lr_steps_iter, epochs or iterations, batch_size, mixup,
-    mixup_alpha, mixup_off_epochs, save_every, keep_checkpoints.
-    The network must be initialized (on ``ctx``) before the call.
-    """
-    kv = mx.kv.create(kvstore) if isinstance(kvstore, str) else kvstore
-    rank, workers = (kv.rank, kv.num_workers) if kv is not None else (0, 1)
-    lead = rank == 0
-    iters = len(train_data)
-    epochs = resolve_epochs(cfg, iters)
-    classes = cfg['classes']
-    dist = kv is not None and 'dist' in kv.type
-    trainer, steps = make_trainer(net, cfg, iters, epochs, kv, dist)
-    mixup_until = epochs - cfg.get('mixup_off_epochs', 0) if cfg.get('mixup') else 0
-    state = dict(history=[], best_error=None, best_epoch=None, epochs=epochs, lr_steps=steps)
-    sync = DistSync(kv, net, ctx) if dist else None
-    start = 0
-    if resume:
-        record = load_checkpoint(save_dir, net, trainer, ctx)
-        if record is None:
-            log.info('no checkpoint in %s yet: starting from epoch 1', save_dir)
-        else:
-            start = record['epoch']
-            state.update({k: record[k] for k in ('history', 'best_error', 'best_epoch')})
-    elif lead:
-        refuse_existing_run(save_dir)
-    # Resolve deferred shapes (predict mode: no statistics change), then give every device
-    # the same initial parameters before the first forward pass. (Left to the first
-    # trainer.step, Gluon broadcasts device 0's values after that forward pass has already
-    # updated each device's BN statistics, so device 0's statistics of batch 1 overwrite
-    # the others'.)
-    for c in ctx:
-        net(mx.nd.zeros((1,) + tuple(input_shape[1:]), ctx=c))
-    if sync is not None:
-        sync.start()
-    elif start == 0:
-        trainer._init_kvstore()
-        trainer._init_params()
-    # the gradient arrays live as long as the network: list them once for the NaN check
-    grads_by_device = [[p.grad(c) for p in net.collect_params().values()
-                        if p.grad_req != 'null'] for c in ctx]
-    log.info('training for %d epochs x %d iterations (global batch %d on %d device(s) x %d '
-             'worker(s)); lr %.4g x%.4g at updates %s', epochs, iters, cfg['batch_size'],
-             len(ctx), workers, cfg['lr'], cfg['lr_factor'], steps)
+class Run(object):
+    """What the steps and hooks of one :func:`fit` share: the network, trainer, devices,
+    kvstore, configuration, the resolved schedule and the state that checkpoints hold
+    (``state``: history, best result). ``position`` is ``(epoch, iteration)`` of the batch
+    being trained (1-based epoch), for the interrupt message."""
 
-    sparse_loss = gluon.loss.SoftmaxCrossEntropyLoss()
-    soft_loss = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False)
-    for epoch in range(start, epochs):
-        mx.random.seed(int(epoch_rng(cfg['seed'], epoch, STREAM_DROPOUT).randint(2 ** 31 - 1)))
-        use_mixup = epoch < mixup_until
-        bar = _progress(iters, 'epoch %d/%d' % (epoch + 1, epochs), progress and lead)
-        tic, seen, loss_sum, correct = time.time(), 0, 0.0, 0.0
-        batches = train_data.epoch(epoch, mixup_alpha=cfg['mixup_alpha'] if use_mixup else 0)
-        for i, (x, target) in enumerate(batches):
-            # mixup gives soft targets (B, classes); train error counts the dominant label
-            label = mx.nd.argmax(target, axis=1) if use_mixup else target
-            global_batch = x.shape[0]
-            x, target, label = (_slice(b, rank, workers) for b in (x, target, label))
+    def __init__(self, net, cfg, ctx, save_dir, kv, iters, epochs):
+        self.net, self.cfg, self.ctx, self.save_dir, self.kv = net, cfg, ctx, save_dir, kv
+        self.rank, self.workers = (kv.rank, kv.num_workers) if kv is not None else (0, 1)
+        self.lead = self.rank == 0
+        self.dist = kv is not None and 'dist' in kv.type
+        self.iters, self.epochs = iters, epochs
+        self.classes = cfg['classes']
+        self.trainer, self.steps = make_trainer(net, cfg, iters, epochs, kv, self.dist)
+        self.sync = DistSync(kv, net, ctx) if self.dist else None
+        self.mixup_until = epochs - cfg.get('mixup_off_epochs', 0) if cfg.get('mixup') else 0
+        self.state = dict(history=[], best_error=None, best_epoch=None, epochs=epochs,
+                          lr_steps=self.steps)
+        self.start = 0
+        self.position = (1, 0)
+        self.checkpoint_epoch = None    # epoch of the newest checkpoint on disk (or None)
+        self.grads_by_device = None
+
+    def good_checkpoint(self, adjective='good'):
+        """A clause naming the newest checkpoint on disk, or saying there is none."""
+        if self.checkpoint_epoch is None:
+            return 'no checkpoint was written yet (none is %s)' % adjective
+        return 'the last %s checkpoint is epoch-%04d (after epoch %d) in %s' % (
+            adjective, self.checkpoint_epoch, self.checkpoint_epoch, self.save_dir)
+
+    def diverged(self, what, value, epoch, iteration):
+        lr = self.trainer.learning_rate
+        raise TrainingDiverged(
+            '%s became %s at epoch %d, iteration %d (learning rate %.4g); nothing was '
+            'updated or saved with it, and %s. Continue from there with a lower rate: '
+            '--resume --lr %.4g (same --save-dir; or check the data).'
+            % (what, value, epoch, iteration, lr, self.good_checkpoint(), self.cfg['lr'] / 10))
+
+
+def train_epoch(run, data, epoch, progress=True):
+    """Train ``run.net`` for epoch ``epoch`` (0-based) over the loader ``data``; returns the
+    epoch's figures ``dict(train_loss, train_error, images, time, mixup)`` (images: the
+    non-padding rows this worker trained on)."""
+    net, trainer, ctx, cfg = run.net, run.trainer, run.ctx, run.cfg
+    mx.random.seed(int(epoch_rng(cfg['seed'], epoch, STREAM_DROPOUT).randint(2 ** 31 - 1)))
+    use_mixup = epoch < run.mixup_until
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=not use_mixup)
+    accuracy, loss_metric = mx.metric.Accuracy(), mx.metric.Loss()
+    bar = _progress(run.iters, 'epoch %d/%d' % (epoch + 1, run.epochs), progress and run.lead)
+    tic = time.time()
+    batches = data.epoch(epoch, mixup_alpha=cfg['mixup_alpha'] if use_mixup else 0)
+    run.position = (epoch + 1, 0)
+    try:
+        for i, batch in enumerate(batches):
+            x, target, pad = unpack_batch(batch)
             xs = gluon.utils.split_and_load(x, ctx, even_split=False)
             ts = gluon.utils.split_and_load(target, ctx, even_split=False)
-            loss_fn = soft_loss if use_mixup else sparse_loss
             with autograd.record():
                 outs = [net(xi) for xi in xs]
                 losses = [loss_fn(o, t) for o, t in zip(outs, ts)]
@@ -234,76 +334,226 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
             batch_loss = sum(float(l.sum().asscalar()) for l in losses)
             # oneDNN's ReLU maps NaN to 0, so a NaN can hide from the loss and show only in
             # the gradients: check both (one fused sum of squares per device)
-            grad_sq = _grad_sum_sq(grads_by_device)
-            if not (math.isfinite(batch_loss) and math.isfinite(grad_sq)):
-                if bar is not None:
-                    bar.close()
-                raise TrainingDiverged(
-                    'the training %s became %s at epoch %d, iteration %d (learning rate %.4g). '
-                    'Parameters were not updated with it; the last good checkpoint in %s is '
-                    'kept. Lower --lr, check the data, or resume with --resume after changing '
-                    'the cause.' % (
-                        'loss' if not math.isfinite(batch_loss) else 'gradient',
-                        batch_loss if not math.isfinite(batch_loss) else grad_sq, epoch + 1,
-                        i + 1, trainer.learning_rate, save_dir))
-            if sync is None:
-                trainer.step(global_batch)
+            grad_sq = _grad_sum_sq(run.grads_by_device)
+            if not math.isfinite(batch_loss):
+                run.diverged('the training loss', batch_loss, epoch + 1, i + 1)
+            if not math.isfinite(grad_sq):
+                run.diverged('a gradient', grad_sq, epoch + 1, i + 1)
+            # every worker's batch has the same rows: the global batch is rows x workers
+            if run.sync is None:
+                trainer.step(x.shape[0] * run.workers)
             else:
-                sync.allreduce_grads()
-                trainer.update(global_batch)
-            pred = [mx.nd.argmax(o, axis=1) for o in outs]
-            labels = gluon.utils.split_and_load(label, ctx, even_split=False)
-            correct += sum(float((p == l.astype(p.dtype)).sum().asscalar())
-                           for p, l in zip(pred, labels))
-            seen += x.shape[0]
-            loss_sum += batch_loss
+                run.sync.allreduce_grads()
+                trainer.update(x.shape[0] * run.workers)
+            run.position = (epoch + 1, i + 1)
+            # mixup gives soft targets (B, classes); train error counts the dominant label
+            for o, t, l, k in zip(outs, ts, losses, _valid_slices(xs, x.shape[0] - pad)):
+                if k:
+                    label = mx.nd.argmax(t, axis=1) if use_mixup else t
+                    accuracy.update([label[:k]], [o[:k]])
+                    loss_metric.update(None, [l[:k]])
             if bar is not None:
-                bar.set_postfix(loss='%.3f' % (loss_sum / seen), lr='%.3g' % trainer.learning_rate)
+                bar.set_postfix(loss='%.3f' % loss_metric.get()[1],
+                                lr='%.3g' % trainer.learning_rate)
                 bar.update(1)
+    finally:
+        if hasattr(batches, 'close'):
+            batches.close()        # stops a prefetch thread at once, also on an exception
         if bar is not None:
             bar.close()
-        train_time = time.time() - tic
-        if sync is not None:   # one set of BN statistics for the whole cluster
-            sync.average_aux()
-        err1, err5, val_loss = evaluate(net, val_data, ctx, classes)
-        row = dict(epoch=epoch + 1, lr=trainer.learning_rate, mixup=use_mixup,
-                   train_loss=loss_sum / max(seen, 1), train_error=1 - correct / max(seen, 1),
-                   test_loss=val_loss, test_error=err1, test_top5_error=err5,
-                   time=train_time, images_per_sec=seen * workers / train_time)
-        state['history'].append(row)
-        log.info('[epoch %d/%d] lr %.4g  train loss %.4f err %.4f%s  test loss %.4f err %.4f%s  '
-                 '%.1fs %.1f img/s', epoch + 1, epochs, row['lr'], row['train_loss'],
-                 row['train_error'], ' (mixup)' if use_mixup else '', val_loss, err1,
-                 '' if err5 is None else ' top-5 err %.4f' % err5, train_time,
-                 row['images_per_sec'])
-        improved = state['best_error'] is None or err1 < state['best_error']
-        if improved:
-            state['best_error'], state['best_epoch'] = err1, epoch + 1
-        if lead:
-            if improved:
-                atomic_write(os.path.join(save_dir, 'best.params'), net.save_parameters)
-            write_metrics_csv(os.path.join(save_dir, 'metrics.csv'), state['history'])
-            plot_curves(os.path.join(save_dir, 'training-curve.png'), state['history'],
-                        title=cfg.get('model', ''))
-        last = epoch + 1 == epochs
-        if last or (cfg.get('save_every') and (epoch + 1) % cfg['save_every'] == 0):
-            if lead:
-                save_checkpoint(save_dir, epoch + 1, net, trainer, state,
-                                keep=cfg.get('keep_checkpoints', 2))
+    seen = accuracy.num_inst
+    return dict(train_loss=loss_metric.get()[1] if seen else float('nan'),
+                train_error=1 - accuracy.get()[1] if seen else float('nan'),
+                images=seen, time=time.time() - tic, mixup=use_mixup)
+
+
+# ---------------------------------------------------------------- epoch-end hooks
+
+def finite_check_hook(run, row):
+    """Refuse to write anything when a parameter or a BatchNorm running statistic (on any
+    device) is NaN or infinite: the checkpoint on disk stays the last good one."""
+    bad = find_nonfinite(run.net)
+    if bad:
+        raise TrainingDiverged(
+            '%s of %s %s not finite after epoch %d (learning rate %.4g); nothing of this epoch '
+            'was saved, and %s. Continue from there with a lower rate: --resume --lr %.4g '
+            '(same --save-dir).' % (
+                ', '.join(bad[:3]) + (' and %d more' % (len(bad) - 3) if len(bad) > 3 else ''),
+                'the parameters', 'is' if len(bad) == 1 else 'are', row['epoch'], row['lr'],
+                run.good_checkpoint(), run.cfg['lr'] / 10))
+
+
+def best_model_hook(run, row):
+    """``best.params``: the parameters with the lowest test error so far."""
+    if run.state['best_epoch'] == row['epoch']:
+        atomic_write(os.path.join(run.save_dir, 'best.params'), run.net.save_parameters)
+
+
+def metrics_hook(run, row):
+    """``metrics.csv`` (rewritten from the whole history) and ``training-curve.png``."""
+    write_metrics_csv(os.path.join(run.save_dir, 'metrics.csv'), run.state['history'])
+    plot_curves(os.path.join(run.save_dir, 'training-curve.png'), run.state['history'],
+                title=run.cfg.get('model', ''))
+
+
+def checkpoint_hook(run, row):
+    """A checkpoint every ``save_every`` epochs (0: only at the end) and after the last."""
+    epoch, every = row['epoch'], run.cfg.get('save_every', 1)
+    if epoch == run.epochs or (every and epoch % every == 0):
+        save_checkpoint(run.save_dir, epoch, run.net, run.trainer, run.state,
+                        keep=run.cfg.get('keep_checkpoints', 2))
+        run.checkpoint_epoch = epoch
+
+
+DEFAULT_HOOKS = (finite_check_hook, best_model_hook, metrics_hook, checkpoint_hook)
+
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+                errno.EFBIG)
+
+
+def _disk_error(run, err):
+    path = getattr(err, 'filename', None) or run.save_dir
+    what = {errno.ENOSPC: 'no space left on the device',
+            errno.EDQUOT: 'the disk quota is exceeded'}.get(err.errno, err.strerror or str(err))
+    where = os.path.dirname(os.path.abspath(path)) if path != run.save_dir else run.save_dir
+    return SaveError('cannot write in %s: %s; %s. Free space there (or fix its permissions) '
+                     'and continue with --resume.' % (where, what,
+                                                     run.good_checkpoint('complete')))
+
+
+def end_of_epoch(run, row, hooks):
+    """Run the epoch-end ``hooks`` (worker 0), with interrupts held back until the files
+    are complete and OS write errors turned into one line naming the directory."""
+    if not run.lead:
+        return
+    with deferred_interrupts():
+        try:
+            for hook in hooks:
+                hook(run, row)
+        except OSError as err:
+            if err.errno in _DISK_ERRORS:
+                raise _disk_error(run, err) from err
+            raise
+
+
+# ---------------------------------------------------------------- fit
+
+def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=False,
+        progress=True, export_prefix=None, input_shape=(1, 3, 32, 32), hooks=None):
+    """Train ``net`` as ``cfg`` says; returns the final state dict (history, best, ...).
+
+    ``cfg`` keys used: classes, seed, optimizer, lr, momentum, wd, lr_factor and one of
+    lr_steps / lr_steps_frac / lr_steps_iter, epochs or iterations, mixup, mixup_alpha,
+    mixup_off_epochs, save_every, keep_checkpoints (and model, for the curve's title).
+    ``train_data``/``val_data`` follow the loader protocol of this module's docstring.
+    The network must be initialized (on ``ctx``) before the call. A new run's ``save_dir``
+    must hold no checkpoint (the command lines refuse one before writing anything:
+    :func:`cmpese.training.cli.prepare_save_dir`). ``hooks`` are called after
+    :data:`DEFAULT_HOOKS` at the end of every epoch, on worker 0.
+    """
+    kv = mx.kv.create(kvstore) if isinstance(kvstore, str) else kvstore
+    iters = len(train_data)
+    if iters == 0:
+        raise UserError('the training set gives no batch per worker (--batch-size larger than '
+                        'the data?); lower --batch-size')
+    epochs = resolve_epochs(cfg, iters)
+    run = Run(net, cfg, ctx, save_dir, kv, iters, epochs)
+    state = run.state
+    if run.lead:
+        for path in remove_stale_temps(save_dir):
+            log.info('removed %s, left by an interrupted write', path)
+    if resume:
+        record = load_checkpoint(save_dir, net, run.trainer, ctx)
+        if record is None:
+            log.info('no checkpoint in %s yet: starting from epoch 1', save_dir)
+        else:
+            run.start = run.checkpoint_epoch = record['epoch']
+            state.update({k: record[k] for k in ('history', 'best_error', 'best_epoch')})
+            configure_optimizer(run.trainer, cfg, run.steps)
+    else:
+        existing = latest_checkpoint(save_dir) if os.path.isdir(save_dir) else None
+        run.checkpoint_epoch = existing['epoch'] if existing else None
+    # Resolve deferred shapes (predict mode: no statistics change), then give every device
+    # the same initial parameters before the first forward pass. (Left to the first
+    # trainer.step, Gluon broadcasts device 0's values after that forward pass has already
+    # updated each device's BN statistics, so device 0's statistics of batch 1 overwrite
+    # the others'.)
+    for c in ctx:
+        net(mx.nd.zeros((1,) + tuple(input_shape[1:]), ctx=c))
+    if run.sync is not None:
+        run.sync.start()
+    elif run.start == 0:
+        run.trainer._init_kvstore()
+        run.trainer._init_params()
+    # the gradient arrays live as long as the network: list them once for the NaN check
+    run.grads_by_device = [[p.grad(c) for p in net.collect_params().values()
+                            if p.grad_req != 'null'] for c in ctx]
+    log.info('training for %d epochs x %d iterations (batch %d a worker on %d device(s) x %d '
+             'worker(s)); lr %.4g x%.4g at updates %s', epochs, iters,
+             getattr(train_data, 'batch_size', 0), len(ctx), run.workers, cfg['lr'],
+             cfg['lr_factor'], run.steps)
+    if run.start >= epochs:
+        log.info('the run already has its %d epochs (checkpoint after epoch %d)', epochs,
+                 run.start)
+    hooks = tuple(DEFAULT_HOOKS) + tuple(hooks or ())
+    try:
+        for epoch in range(run.start, epochs):
+            figures = train_epoch(run, train_data, epoch, progress)
+            if run.sync is not None:   # one set of BN statistics for the whole cluster
+                run.sync.average_aux()
+            result = evaluate(net, val_data, ctx, run.classes)
+            row = dict(epoch=epoch + 1, lr=run.trainer.learning_rate, mixup=figures['mixup'],
+                       train_loss=figures['train_loss'], train_error=figures['train_error'],
+                       test_loss=result.loss, test_error=result.top1_error,
+                       test_top5_error=result.top5_error, time=figures['time'],
+                       images_per_sec=figures['images'] * run.workers / figures['time'])
+            state['history'].append(row)
+            log.info('[epoch %d/%d] lr %.4g  train loss %.4f err %.4f%s  test loss %.4f err '
+                     '%.4f%s  %.1fs %.1f img/s', epoch + 1, epochs, row['lr'],
+                     row['train_loss'], row['train_error'],
+                     ' (mixup)' if row['mixup'] else '', result.loss, result.top1_error,
+                     '' if result.top5_error is None else ' top-5 err %.4f' % result.top5_error,
+                     row['time'], row['images_per_sec'])
+            if state['best_error'] is None or result.top1_error < state['best_error']:
+                state['best_error'], state['best_epoch'] = result.top1_error, epoch + 1
+            run.position = (epoch + 1, iters)
+            end_of_epoch(run, row, hooks)
+    except Interrupted as err:
+        e, i = run.position
+        raise Interrupted(err.signum, 'interrupted at epoch %d, iteration %d of %d; resume with '
+                          '--resume (%s; %s)' % (e, i, iters, _signame(err.signum),
+                                                 run.good_checkpoint('complete'))) from None
     log.info('done: best test error %.4f at epoch %s; final %.4f',
              state['best_error'] if state['best_error'] is not None else float('nan'),
              state['best_epoch'], state['history'][-1]['test_error'] if state['history'] else
              float('nan'))
-    if export_prefix and lead:
-        from ..tools.export import export_model
-        sym, params = export_model(net, export_prefix, input_shape, ctx=ctx[0])
-        log.info('exported %s and %s', sym, params)
-        state['export'] = [sym, params]
-    if lead:
-        atomic_write(os.path.join(save_dir, 'result.json'), lambda p: _dump(state, p))
+    if run.lead:
+        with deferred_interrupts():
+            try:
+                if export_prefix:
+                    from ..tools.export import export_model
+                    sym, params = export_model(net, export_prefix, input_shape, ctx=ctx[0])
+                    log.info('exported %s and %s', sym, params)
+                    state['export'] = [sym, params]
+                atomic_write(os.path.join(save_dir, 'result.json'), lambda p: _dump(state, p))
+            except OSError as err:
+                if err.errno in _DISK_ERRORS:
+                    raise _disk_error(run, err) from err
+                raise
     return state
+
+
+def _signame(signum):
+    import signal
+    return signal.Signals(signum).name
 
 
 def _dump(obj, path):
     with open(path, 'w') as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
+        json.dump(obj, f, indent=1, sort_keys=True, default=_json_default)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError('%r is not JSON serializable' % (value,))

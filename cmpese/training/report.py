@@ -49,6 +49,14 @@ def plot_curves(path, history, title=''):
     atomic_write(path, lambda tmp: fig.savefig(tmp, format='png', dpi=90))
 
 
+class _QuietFileHandler(__import__('logging').FileHandler):
+    """A log file that never prints a traceback when it cannot be written (a full disk
+    must end in the one-line message, not in logging's "--- Logging error ---")."""
+
+    def handleError(self, record):
+        pass
+
+
 def setup_logging(log_file=None, level='INFO'):
     """Log to stderr and (appending) to ``log_file``; safe to call twice."""
     import logging
@@ -61,7 +69,7 @@ def setup_logging(log_file=None, level='INFO'):
         h._cmpese = 'stream'
         root.addHandler(h)
     if log_file and not any(getattr(h, '_cmpese', None) == log_file for h in root.handlers):
-        h = logging.FileHandler(log_file)
+        h = _QuietFileHandler(log_file)
         h.setFormatter(fmt)
         h._cmpese = log_file
         root.addHandler(h)
