@@ -805,8 +805,7 @@ def reproduce_markdown(results=None, complexity=None):
            '* *measured*: the final-epoch test figure of runs of this package recorded with '
            '`python -m cmpese.reproduce --collect RUN_DIR` (mean \u00b1 std, n, over several '
            'runs). Empty until a run is recorded: a paper\'s number never goes there. A '
-           '\u2020 marks a run whose schedule differs from the row\'s command. The trainers '
-           'report top-5 only for 20 or more classes, so CIFAR-10 top-5 stays empty.', '',
+           '\u2020 marks a run whose schedule differs from the row\'s command.', '',
            'Print one row\'s commands, or run them and record the results:', '',
            '```bash', 'python -m cmpese.reproduce --list',
            'python -m cmpese.reproduce --table cmpe-2 --row "CMPE-SE-WRN-28-10 1x1"',
@@ -871,7 +870,12 @@ def paper_figures(name):
 
 def _table_ref(key):
     t = TABLES[key]
-    return '%s T%s' % (PAPER_NAMES[t.paper], t.number)
+    return '%s Table %s' % (PAPER_NAMES[t.paper], t.number)
+
+
+_BACKBONE_PAPERS = {'resnet': 'ResNet', 'preact': 'pre-act ResNet', 'wrn': 'WRN',
+                    'allcnn': 'All-CNN', 'pyramidnet': 'PyramidNet'}
+_DATASET_ORDER = ('cifar10', 'cifar100', 'svhn', 'digits', 'imagenet')
 
 
 def model_zoo_markdown(names=None, complexity=None):
@@ -911,19 +915,21 @@ def model_zoo_markdown(names=None, complexity=None):
             pp, pf = paper_figures(name)
             rows = ['%s "%s"' % (_table_ref(r.table), r.label) for r in ROWS if r.model == name]
             presets = collections.OrderedDict()
-            for dataset, preset in sorted(info.presets.items()):
+            for dataset, preset in sorted(info.presets.items(), key=lambda kv: (
+                    _DATASET_ORDER.index(kv[0]) if kv[0] in _DATASET_ORDER else 99, kv[0])):
                 presets.setdefault(preset, []).append(dataset)
             cells = ['`%s`' % name, info.unit or '', ', '.join(
-                {'cmpe': 'CMPE-SE', 'ini': 'InI', 'res_se_net': 'Res-SE-Net',
-                 'senet': 'SENet'}.get(p, p) for p in info.papers if p in PAPERS),
+                PAPER_NAMES.get(p) or _BACKBONE_PAPERS.get(p, p) for p in info.papers),
                 '; '.join(rows), _millions(params),
                 ', '.join('%sM (%s)' % (p, _table_ref(t)) for p, t in pp),
                 format_flops(flops), ', '.join('%s (%s)' % (f, _table_ref(t)) for f, t in pf),
                 '; '.join('%s: %s' % (p, ', '.join(d)) for p, d in presets.items())]
             out.append('| ' + ' | '.join(_cell(c) for c in cells) + ' |')
         out.append('')
-    out += ['Papers: ' + '; '.join('%s: %s (%s)' % (k, v[0], v[1]) for k, v in PAPERS.items())
-            + '.', '']
+    out += ['Papers:', '']
+    out += ['* %s: %s, %s' % (PAPER_NAMES.get(k) or _BACKBONE_PAPERS.get(k, k), v[0], v[1])
+            for k, v in PAPERS.items()]
+    out.append('')
     return '\n'.join(out).rstrip() + '\n'
 
 
@@ -939,3 +945,32 @@ def write_docs(docs_dir=None, results_path=None):
             f.write(text)
         paths.append(path)
     return paths
+
+
+def complexity_from_page(text):
+    """``{model: (params, FLOPs or None)}`` read back from a generated docs/model_zoo.md or
+    docs/reproduce.md (the figures as printed there, for checking a page without measuring
+    every model again)."""
+    from .flops import format_flops  # noqa: F401  (the page's FLOP format)
+    units = {'K': 1e3, 'M': 1e6, 'G': 1e9}
+    out = {}
+    header = None
+    for line in text.splitlines():
+        if not line.startswith('|'):
+            header = None if not line.strip() else header
+            continue
+        cells = [c.strip() for c in line.strip().strip('|').split('|')]
+        if cells and cells[0] in ('model', 'row'):
+            header = cells
+            continue
+        if header is None or set(cells[0]) <= set('-'):
+            continue
+        row = dict(zip(header, cells))
+        name = (row.get('model') or '').strip('`')
+        if not name:
+            continue
+        params = row.get('params') if 'FLOPs' in header else row.get('ours')
+        flops = row.get('FLOPs')
+        value = lambda t: float(t[:-1]) * units[t[-1]] if t and t[-1] in units else None
+        out[name] = (value(params), value(flops) if flops is not None else None)
+    return out

@@ -27,6 +27,7 @@ Every plot is a PNG written with matplotlib's Agg backend (no display needed).
 """
 import collections
 import csv
+import itertools
 import json
 import os
 import re
@@ -462,7 +463,8 @@ def load_images(data=None, folder=None, rec=None, rec_idx=None, count=64, input_
         order = rng.permutation(len(y))
         # round-robin over classes, so that every class is represented
         by_class = [order[y[order] == c] for c in np.unique(y)]
-        pick = [idx for group in zip(*by_class) for idx in group]
+        pick = [idx for group in itertools.zip_longest(*by_class) for idx in group
+                if idx is not None]
         pick = np.array(pick[:count] if count else pick)
         images, labels = x[pick], np.asarray(y)[pick].astype(np.int64)
         names = [str(c) for c in range(DATASETS[name]['classes'])]
