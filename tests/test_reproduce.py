@@ -181,19 +181,28 @@ def test_printed_flops_agree_with_the_flop_counter_table():
 
 @pytest.fixture(scope='module')
 def finished_run(tmp_path_factory):
-    """A real train_cifar.py run of Res-SE-Net Table 1's Res-20 row (resnet20_cifar on
-    CIFAR-10, preset res_se_net) on a tiny CIFAR-10 in the official format, shortened to one
-    epoch of two batches."""
+    """``--run`` of Res-SE-Net Table 1's Res-20 row, CIFAR-10 column (resnet20_cifar, preset
+    res_se_net), as a real train_cifar.py process on a tiny CIFAR-10 in the official format,
+    shortened by --extra to one epoch of two batches; it records itself into auto.json."""
+    from cmpese.reproduce import main
     root = tmp_path_factory.mktemp('repro')
     write_cifar10(root / 'data', synthetic_images(64, 10, seed=1), synthetic_images(40, 10,
                                                                                     seed=2))
-    row = rp.find_row('res-se-net-1', 'Res-20')
-    run = rp.row_runs(row, ['C10 top-1 acc'])[0]
-    save = str(root / 'run')
-    argv = run.argv[2:-2] + ['--save-dir', save, '--data-dir', str(root / 'data'),
-                             '--epochs', '1', '--batch-size', '32', '--no-progress']
-    assert _trainer('train_cifar.py').main(argv) == 0
+    code = run_cli(main, ['--table', 'res-se-net-1', '--row', 'Res-20', '--column',
+                          'C10 top-1 acc', '--run', '--save-root', str(root / 'runs'),
+                          '--data-dir', str(root / 'data'), '--results', str(root / 'auto.json'),
+                          '--extra', '--epochs 1 --batch-size 32 --no-progress'])
+    assert code == 0
+    save = str(root / 'runs' / 'res-se-net-1' / 'resnet20_cifar-cifar10')
+    assert os.path.isfile(os.path.join(save, 'result.json'))
     return save, root
+
+
+def test_run_records_its_result(finished_run):
+    save, root = finished_run
+    entries = rp.load_results(str(root / 'auto.json'))
+    assert [(e['table'], e['row'], e['run'], e['run_dir']) for e in entries] == [
+        ('res-se-net-1', 'Res-20', 'cifar10', save)]
 
 
 def test_collect_records_measured_next_to_published(finished_run, tmp_path, capsys):
