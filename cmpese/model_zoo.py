@@ -6,7 +6,13 @@ by the family builders: :func:`cmpese.models.get_wrn`, :func:`get_preresnet`,
 :func:`get_resnet_cifar`, and :func:`get_model` also parses WRN and pre-act ResNet names of
 any valid depth and width (``cmpe_se_wrn16_4_1x1``, ``se_preresnet56``) and InI names of
 any Table I set (``ini_wrn16_4_mix_3``, ``ini_pyramidnet272_a200_square_5``).
+
+Every name carries its metadata in one :class:`ModelInfo` (:func:`get_model_info`): family,
+papers and the paper tables it appears in, input size, default classes and the default
+training preset per dataset. The trainers, the presets, the complexity tool and the docs
+read it from there; names parsed for other depths and widths get the same metadata.
 """
+import collections
 import difflib
 import functools
 import os
@@ -16,12 +22,119 @@ import mxnet as mx
 
 from .models import (get_allcnn, get_preresnet, get_pyramidnet, get_resnet_cifar,
                      get_resnet_imagenet, get_wrn)
-from .units import unit_uses_identity
+from .units import lookup_unit
 
 __all__ = ['get_model', 'get_model_list', 'register_model', 'register_gluoncv',
-           'pretrained_path']
+           'pretrained_path', 'load_parameters_file', 'PretrainedError', 'get_model_info',
+           'ModelInfo', 'PAPERS', 'FAMILIES']
 
-_MODELS = {}
+_MODELS = {}     # name -> constructor
+_INFO = {}       # name -> ModelInfo
+
+# The papers, by the keys ModelInfo.papers uses.
+PAPERS = collections.OrderedDict([
+    ('senet', ('Hu, Shen and Sun, Squeeze-and-Excitation Networks',
+               'https://arxiv.org/abs/1709.01507')),
+    ('cmpe', ('Hu, Wen, Luo and Dai, Competitive Inner-Imaging Squeeze and Excitation for '
+              'Residual Network (CMPE-SE)', 'https://arxiv.org/abs/1807.08920')),
+    ('ini', ('Hu, Wen et al., Inner-Imaging Networks: Put Lenses into Convolutional Structure',
+             'https://arxiv.org/abs/1908.09010')),
+    ('res_se_net', ('Varshaneya, Balasubramanian and Gera, Res-SE-Net: Boosting Performance of '
+                    'Resnets by Enhancing Bridge-connections', 'https://arxiv.org/abs/1902.06066')),
+    ('resnet', ('He, Zhang, Ren and Sun, Deep Residual Learning for Image Recognition',
+                'https://arxiv.org/abs/1512.03385')),
+    ('preact', ('He, Zhang, Ren and Sun, Identity Mappings in Deep Residual Networks',
+                'https://arxiv.org/abs/1603.05027')),
+    ('wrn', ('Zagoruyko and Komodakis, Wide Residual Networks',
+             'https://arxiv.org/abs/1605.07146')),
+    ('allcnn', ('Springenberg, Dosovitskiy, Brox and Riedmiller, Striving for Simplicity: The '
+                'All Convolutional Net', 'https://arxiv.org/abs/1412.6806')),
+    ('pyramidnet', ('Han, Kim and Kim, Deep Pyramidal Residual Networks',
+                    'https://arxiv.org/abs/1610.02915')),
+])
+
+# family -> backbone paper, input size, default classes, datasets it trains on
+FAMILIES = {
+    'wrn': dict(paper='wrn', input_size=32, classes=10),
+    'preresnet': dict(paper='preact', input_size=32, classes=10),
+    'resnet_cifar': dict(paper='resnet', input_size=32, classes=10),
+    'allcnn': dict(paper='allcnn', input_size=32, classes=10),
+    'pyramidnet': dict(paper='pyramidnet', input_size=32, classes=10),
+    'resnet_imagenet': dict(paper='resnet', input_size=224, classes=1000),
+}
+CIFAR_DATASETS = ('cifar10', 'cifar100', 'svhn', 'digits')
+
+ModelInfo = collections.namedtuple('ModelInfo', [
+    'name', 'family', 'unit', 'papers', 'tables', 'input_size', 'classes', 'presets',
+    'description'])
+ModelInfo.__doc__ = """What the package knows about one zoo name.
+
+``family`` (a key of :data:`FAMILIES`), ``unit`` (the recalibration unit name, or None;
+Res-SE-Net's is its bridge unit), ``papers`` (keys of :data:`PAPERS`: the unit's paper
+first, then the backbone's), ``tables`` (the paper tables printing a figure for it, e.g.
+'CMPE Table 1'), ``input_size`` (side of the square input), ``classes`` (default output
+size), ``presets`` (dataset -> default training preset of :mod:`cmpese.training.presets`),
+``description``."""
+
+
+def _unit_paper(unit, bridge=False):
+    if unit is None:
+        return None
+    if bridge:
+        return 'res_se_net'
+    name = getattr(lookup_unit(unit), 'name', unit) if isinstance(unit, str) else unit
+    if name.startswith('cmpe_se'):
+        return 'cmpe'
+    if name.startswith('ini_'):
+        return 'ini'
+    return 'senet'
+
+
+def _default_presets(family, unit_paper):
+    """dataset -> preset: the schedule of the paper that introduced the model (the unit's
+    paper, else the backbone's as the recalibration papers train it)."""
+    if family == 'resnet_imagenet':
+        return {'imagenet': {'cmpe': 'cmpe_imagenet', 'ini': 'ini_imagenet'}.get(
+            unit_paper, 'senet')}
+    ini = unit_paper == 'ini'
+    if family == 'wrn':
+        cifar = 'ini_wrn' if ini else 'cmpe_wrn'
+    elif family in ('allcnn', 'pyramidnet'):
+        cifar = 'ini_other'
+    elif family == 'resnet_cifar' and not ini:
+        cifar = 'res_se_net'
+    else:
+        cifar = 'ini_resnet' if ini else 'cmpe_preresnet'
+    return {'cifar10': cifar, 'cifar100': cifar, 'svhn': 'ini_svhn' if ini else 'cmpe_svhn',
+            'digits': 'digits'}
+
+
+def _tables(name):
+    """The paper tables that print a figure for ``name`` (from cmpese.tools.paper_tables)."""
+    from .tools.paper_tables import INI_PARAMS, PAPER_PARAMS
+    sources = [row[2] for row in PAPER_PARAMS if row[0] == name]
+    sources += [row[2] for row in INI_PARAMS if row[0] == name]
+    found = []
+    for source in sources:          # 'CMPE Table 3 (36.9M in Table 2)': both are CMPE's
+        paper = None
+        for m in re.finditer(r'(CMPE|InI|SENet|Res-SE-Net)|Tables? ([0-9IVX]+\b(?:(?:, | and )'
+                             r'[0-9IVX]+\b)*)', source):
+            if m.group(1):
+                paper = m.group(1)
+                continue
+            for number in re.split(r', | and ', m.group(2)):
+                label = '%s Table %s' % (paper, number)
+                if paper and label not in found:
+                    found.append(label)
+    return tuple(found)
+
+
+def _make_info(name, family, unit=None, bridge=False, description=''):
+    spec = FAMILIES[family]
+    paper = _unit_paper(unit, bridge)
+    papers = tuple(p for p in (paper, spec['paper']) if p)
+    return ModelInfo(name, family, unit, papers, None, spec['input_size'], spec['classes'],
+                     _default_presets(family, paper), description)
 
 CMPE_MODES = ('double_fc', '2x1', '1x1')
 WRN_CONFIGS = ((16, 8), (22, 10), (28, 10), (40, 10))
@@ -35,14 +148,21 @@ _NO_WEIGHTS = (
     'and copy the resulting parameters to {path} (or pass root=<dir holding {name}.params>).')
 
 
-def register_model(name, constructor, doc=None):
-    """Add ``name`` to the zoo; ``constructor(**kwargs)`` returns the network."""
+def register_model(name, constructor, doc=None, family=None, unit=None, bridge=False):
+    """Add ``name`` to the zoo; ``constructor(**kwargs)`` returns the network.
+
+    ``family`` (a key of :data:`FAMILIES`) and ``unit`` (its unit name; ``bridge=True`` for
+    a unit on the bridge connections) give the entry its :class:`ModelInfo`; a user's own
+    family may leave them out (then only the constructor is known).
+    """
     if name in _MODELS:
         raise ValueError('model %r is already registered' % name)
     if doc:
         constructor = functools.update_wrapper(functools.partial(constructor), constructor)
         constructor.__doc__ = doc
     _MODELS[name] = constructor
+    if family is not None:
+        _INFO[name] = _make_info(name, family, unit, bridge, doc or '')
     return constructor
 
 
@@ -59,21 +179,24 @@ def _register_cifar_models():
         for depth, width in WRN_CONFIGS:
             register_model('%swrn%d_%d%s' % (prefix, depth, width, suffix),
                            functools.partial(get_wrn, depth, width, unit=unit),
-                           'WRN-%d-%d, %s units.' % (depth, width, what))
+                           'WRN-%d-%d, %s units.' % (depth, width, what), 'wrn', unit)
         for depth in PRERESNET_DEPTHS:
             register_model('%spreresnet%d%s' % (prefix, depth, suffix),
                            functools.partial(get_preresnet, depth, unit=unit),
-                           'Pre-activation ResNet-%d for CIFAR, %s units.' % (depth, what))
+                           'Pre-activation ResNet-%d for CIFAR, %s units.' % (depth, what),
+                           'preresnet', unit)
     for depth in RESNET_CIFAR_DEPTHS:
         register_model('resnet%d_cifar' % depth, functools.partial(get_resnet_cifar, depth),
-                       'Original CIFAR ResNet-%d (He et al. 2016a), projection bridges.' % depth)
+                       'Original CIFAR ResNet-%d (He et al. 2016a), projection bridges.' % depth,
+                       'resnet_cifar')
         register_model('se_resnet%d_cifar' % depth,
                        functools.partial(get_resnet_cifar, depth, unit='se'),
-                       'SE-ResNet-%d for CIFAR: SE on every residual flow.' % depth)
+                       'SE-ResNet-%d for CIFAR: SE on every residual flow.' % depth,
+                       'resnet_cifar', 'se')
         register_model('res_se_net%d' % depth,
                        functools.partial(get_resnet_cifar, depth, bridge_unit='se'),
                        'Res-SE-Net-%d: SE on every bridge connection after downsampling.'
-                       % depth)
+                       % depth, 'resnet_cifar', 'se', bridge=True)
 
 
 # Inner-Imaging rows of the InI paper's Tables II-IV (any other Table I set is parsed by name).
@@ -97,42 +220,48 @@ INI_PYRAMIDNET_SETS = ('square_3', 'mix_5', 'mix_5_d')
 def _register_other_families():
     """All-CNN, PyramidNet-272 (alpha 200) and the ImageNet ResNets (InI Tables II, IV, V;
     CMPE Table 4)."""
-    register_model('allcnn', get_allcnn, 'All-CNN-C (Springenberg et al.) with BN.')
+    register_model('allcnn', get_allcnn, 'All-CNN-C (Springenberg et al.) with BN.', 'allcnn')
     register_model('se_allcnn', functools.partial(get_allcnn, unit='se'),
-                   'SE-All-CNN: an SE unit after every feature convolution.')
+                   'SE-All-CNN: an SE unit after every feature convolution.', 'allcnn', 'se')
     for gset in ('square_1', 'square_3'):
         register_model('ini_allcnn_%s' % gset, functools.partial(get_allcnn, unit='ini_' + gset),
-                       'InI-All-CNN-%s (non-joint: no identity flow).' % gset.replace('_', '-'))
+                       'InI-All-CNN-%s (non-joint: no identity flow).' % gset.replace('_', '-'),
+                       'allcnn', 'ini_' + gset)
     register_model('pyramidnet272_a200', functools.partial(get_pyramidnet, 272, 200),
-                   'PyramidNet-272, alpha 200, bottleneck (Han, Kim and Kim).')
+                   'PyramidNet-272, alpha 200, bottleneck (Han, Kim and Kim).', 'pyramidnet')
     for gset in INI_PYRAMIDNET_SETS:
         name = 'ini_pyramidnet272_a200_%s' % gset
-        register_model(name, _parse_name(name),
+        register_model(name, _parse_name(name)[0],
                        'InI-PyramidNet-272-%s (InI Table IV), alpha 200; widths that t = 16 does '
                        'not divide use floor(C/16) and a zero-padded fold (rounding=\'floor\').'
-                       % gset.replace('_', '-'))
+                       % gset.replace('_', '-'), 'pyramidnet', 'ini_' + gset)
     for depth in (50, 101):
         build = functools.partial(get_resnet_imagenet, depth)
-        register_model('resnet%d' % depth, build, 'ResNet-%d for ImageNet (v1).' % depth)
+        register_model('resnet%d' % depth, build, 'ResNet-%d for ImageNet (v1).' % depth,
+                       'resnet_imagenet')
         register_model('se_resnet%d' % depth, functools.partial(build, unit='se'),
-                       'SE-ResNet-%d for ImageNet.' % depth)
+                       'SE-ResNet-%d for ImageNet.' % depth, 'resnet_imagenet', 'se')
         for mode in ('double_fc', '1x1'):
             register_model('cmpe_se_resnet%d_%s' % (depth, mode),
                            functools.partial(build, unit='cmpe_se_' + mode, version=2),
                            'CMPE-SE-ResNet-%d %s on the pre-activation ResNet the CMPE paper '
-                           'trains on ImageNet.' % (depth, mode))
+                           'trains on ImageNet.' % (depth, mode), 'resnet_imagenet',
+                           'cmpe_se_' + mode)
         for suffix in ('', '_spa', '_spa4'):
             register_model('ini_resnet%d_mix_5_d%s' % (depth, suffix),
                            functools.partial(build, unit='ini_mix_5_d' + suffix),
-                           'InI-ResNet-%d-mix-5-d%s (InI Table V).' % (depth, suffix))
+                           'InI-ResNet-%d-mix-5-d%s (InI Table V).' % (depth, suffix),
+                           'resnet_imagenet', 'ini_mix_5_d' + suffix)
 
 
 def _register_ini_models():
     for backbone, gsets in INI_TABLE_SETS.items():
         for gset in gsets:
             name = 'ini_%s_%s' % (backbone, gset)
-            register_model(name, _parse_name(name), 'InI-%s-%s (Inner-Imaging, Table I set %s).'
-                           % (backbone, gset.replace('_', '-'), gset.replace('_', '-')))
+            constructor, info = _parse_name(name)
+            register_model(name, constructor, 'InI-%s-%s (Inner-Imaging, Table I set %s).'
+                           % (backbone, gset.replace('_', '-'), gset.replace('_', '-')),
+                           info.family, info.unit)
 
 
 _register_cifar_models()
@@ -149,29 +278,58 @@ _INI_PATTERN = re.compile(
 
 
 def _parse_name(name):
-    """Constructor for a WRN / pre-act ResNet name of a depth, width or G-filter set the list
-    does not hold (``cmpe_se_wrn16_4_1x1``, ``se_preresnet56``, ``ini_wrn16_4_mix_3``), or
-    None."""
+    """``(constructor, ModelInfo)`` for a WRN / pre-act ResNet / PyramidNet name of a depth,
+    width or G-filter set the list does not hold (``cmpe_se_wrn16_4_1x1``, ``se_preresnet56``,
+    ``ini_wrn16_4_mix_3``), or ``(None, None)``."""
     m = _INI_PATTERN.match(name)
     if m is not None:
         unit = 'ini_' + m.group('gset')
         try:
-            unit_uses_identity(unit)      # a registered set, possibly with _spa / _spa<tau>
+            lookup_unit(unit)      # a registered set, possibly with _spa / _spa<tau>
         except ValueError:
-            return None
+            return None, None
         if m.group('wrn'):
-            return functools.partial(get_wrn, int(m.group('wd')), int(m.group('wk')), unit=unit)
-        if m.group('pyr'):
-            return functools.partial(get_pyramidnet, int(m.group('yd')), int(m.group('ya')),
-                                     unit=unit, rounding='floor')
-        return functools.partial(get_preresnet, int(m.group('pd')), unit=unit)
+            build = functools.partial(get_wrn, int(m.group('wd')), int(m.group('wk')),
+                                      unit=unit)
+            family = 'wrn'
+        elif m.group('pyr'):
+            build = functools.partial(get_pyramidnet, int(m.group('yd')), int(m.group('ya')),
+                                      unit=unit, rounding='floor')
+            family = 'pyramidnet'
+        else:
+            build = functools.partial(get_preresnet, int(m.group('pd')), unit=unit)
+            family = 'preresnet'
+        return build, _make_info(name, family, unit)
     m = _NAME_PATTERN.match(name)
     if m is None or (m.group('unit') == 'cmpe_se_') != bool(m.group('mode')):
-        return None
+        return None, None
     unit = {None: None, 'se_': 'se'}.get(m.group('unit'), 'cmpe_se_%s' % m.group('mode'))
     if m.group('wrn'):
-        return functools.partial(get_wrn, int(m.group('wd')), int(m.group('wk')), unit=unit)
-    return functools.partial(get_preresnet, int(m.group('pd')), unit=unit)
+        return (functools.partial(get_wrn, int(m.group('wd')), int(m.group('wk')), unit=unit),
+                _make_info(name, 'wrn', unit))
+    return (functools.partial(get_preresnet, int(m.group('pd')), unit=unit),
+            _make_info(name, 'preresnet', unit))
+
+
+def get_model_info(name):
+    """The :class:`ModelInfo` of a zoo name (listed or parsed); ValueError for an unknown
+    name (with the closest ones)."""
+    if not isinstance(name, str):
+        raise TypeError('model name must be a string, got %r' % (name,))
+    key = name.lower()
+    info = _INFO.get(key)
+    if info is None:
+        if key in _MODELS:
+            raise ValueError('model %r was registered without metadata (register_model(..., '
+                             'family=..., unit=...))' % name)
+        info = _parse_name(key)[1]
+        if info is None:
+            raise _unknown(name)
+    if info.tables is None:
+        info = info._replace(tables=_tables(key))
+        if key in _INFO:
+            _INFO[key] = info
+    return info
 
 
 def get_model_list():
@@ -186,6 +344,62 @@ def _unknown(name):
         msg += ' Closest names: %s.' % ', '.join(close)
     msg += ' cmpese.get_model_list() lists all %d names.' % len(_MODELS)
     return ValueError(msg)
+
+
+class PretrainedError(ValueError):
+    """A parameter file that cannot be loaded into the model: the message names the file
+    and the mismatch."""
+
+
+_INSTANCE_PREFIX = re.compile(r'^(arg:|aux:)?[a-z_]*?\d+_')
+
+
+def load_parameters_file(net, path, ctx=None):
+    """Load ``path`` into ``net`` after checking it: a file written by ``save_parameters``
+    (``best.params``, structural names) or by ``export`` (``-0000.params``, ``arg:``/``aux:``
+    names under the exporting instance's prefix). Raises :class:`PretrainedError` naming the
+    file and what does not match (garbage, missing or extra parameters, shapes, classes)."""
+    ctx = ctx or mx.cpu()
+    try:
+        loaded = mx.nd.load(path)
+    except (mx.base.MXNetError, OSError, ValueError) as err:
+        raise PretrainedError(
+            '%s is not an MXNet parameter file (%s). Expected the .params file written by '
+            'net.save_parameters() or train_cifar.py (best.params, or the exported '
+            '<name>-0000.params).' % (path, str(err).strip().splitlines()[0][:120])) from None
+    if not isinstance(loaded, dict) or not loaded:
+        raise PretrainedError('%s holds no named parameters; expected the .params file written '
+                              'by net.save_parameters() or train_cifar.py.' % path)
+    if any(k.startswith(('arg:', 'aux:')) for k in loaded):
+        found = {_INSTANCE_PREFIX.sub('', k): v for k, v in loaded.items()}
+        wanted = {_INSTANCE_PREFIX.sub('', p.name): p for p in net.collect_params().values()}
+    else:
+        found = loaded
+        wanted = net._collect_params_with_prefix()
+    missing = sorted(set(wanted) - set(found))
+    extra = sorted(set(found) - set(wanted))
+    shapes = [(k, tuple(found[k].shape), tuple(p.shape)) for k, p in wanted.items()
+              if k in found and p.shape is not None and 0 not in p.shape
+              and tuple(found[k].shape) != tuple(p.shape)]
+    out = [k for k in wanted if k.startswith('output') and k.endswith('weight')]
+    if shapes and out and any(k == out[0] for k, _, _ in shapes):
+        k, theirs, ours = next(r for r in shapes if r[0] == out[0])
+        raise PretrainedError('%s was trained for %d classes and this model has %d: pass '
+                              'classes=%d to get_model.' % (path, theirs[0], ours[0], theirs[0]))
+    if missing or extra or shapes:
+        parts = []
+        if missing:
+            parts.append('%d parameters missing (e.g. %s)' % (len(missing), missing[0]))
+        if extra:
+            parts.append('%d unexpected (e.g. %s)' % (len(extra), extra[0]))
+        if shapes:
+            parts.append('%d of another shape (e.g. %s: file %s, model %s)' % ((len(shapes),)
+                                                                             + shapes[0]))
+        raise PretrainedError('%s does not fit this model: %s. Was it saved from another model '
+                              'or with other options?' % (path, '; '.join(parts)))
+    for k, p in wanted.items():
+        p._load_init(found[k], ctx)
+    return net
 
 
 def pretrained_path(name, root=None):
@@ -216,7 +430,7 @@ def get_model(name, classes=None, pretrained=False, root=None, ctx=None, **kwarg
     if not isinstance(name, str):
         raise TypeError('model name must be a string, got %r' % (name,))
     key = name.lower()
-    constructor = _MODELS.get(key) or _parse_name(key)
+    constructor = _MODELS.get(key) or _parse_name(key)[0]
     if constructor is None:
         raise _unknown(name)
     if classes is not None:
@@ -226,7 +440,7 @@ def get_model(name, classes=None, pretrained=False, root=None, ctx=None, **kwarg
         path = pretrained_path(key, root)
         if not os.path.isfile(path):
             raise FileNotFoundError(_NO_WEIGHTS.format(name=key, path=path))
-        net.load_parameters(path, ctx=ctx or mx.cpu())
+        load_parameters_file(net, path, ctx)
     return net
 
 

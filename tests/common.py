@@ -59,9 +59,11 @@ class PositiveUniform(mx.init.Initializer):
 T = 16
 
 
-def unit_params(unit, c, t=T):
-    """Hand count of one unit's weights for C channels (docs/units.md)."""
-    eps = c // t
+def unit_params(unit, c, t=T, inner=None):
+    """Hand count of one unit's weights for C channels (docs/units.md). A bottleneck block
+    passes its ``inner`` width, from which the pair-view filter count eps = floor(inner / t)
+    comes (the CMPE-SE authors' code); otherwise eps = C / t."""
+    eps = max(1, (inner or c) // t)
     return {None: 0, 'se': 2 * c * c // t, 'cmpe_se_double_fc': 4 * c * c // t,
             'cmpe_se_2x1': 2 * c * c // t + 2 * eps + 2 * eps,
             'cmpe_se_1x1': 3 * c * c // t + eps + 2 * eps}[unit]
@@ -92,3 +94,108 @@ def unreached_parameters(net, size=32, batch=8, min_grad=0.0, skip=()):
                                np.array_equal(p.data().asnumpy(), before[k])):
             missing.append(k)
     return missing
+
+
+# ------------------------------------------------------------- checks shared by the families
+# (tests/test_allcnn.py, test_pyramidnet.py, test_resnet_imagenet.py)
+
+UNITS = [None, 'se', 'cmpe_se_double_fc', 'cmpe_se_1x1']
+
+
+def unit_class(unit):
+    from cmpese.units import DoubleFCUnit, PairViewUnit, SEUnit
+    return {'se': SEUnit, 'cmpe_se_double_fc': DoubleFCUnit, 'cmpe_se_1x1': PairViewUnit}[unit]
+
+
+def blocks_of(net, cls):
+    """Every child block of ``net`` (recursively) that is a ``cls``."""
+    found = []
+    net.apply(lambda b: found.append(b) if isinstance(b, cls) else None)
+    return found
+
+
+def agrees(ours, paper_millions):
+    return abs(ours / (paper_millions * 1e6) - 1) <= 0.01
+
+
+def small_pyramidnet(unit=None, **kwargs):
+    """Bottleneck PyramidNet-20 (2 blocks per stage) widening by 4 per block: widths 20 ... 40,
+    block outputs 80 ... 160, all divisible by t = 16."""
+    from cmpese.models import get_pyramidnet
+    return get_pyramidnet(20, 24, unit=unit, **kwargs)
+
+
+def cases(families):
+    """(name, build, size, unit) per family and unit, and their test ids."""
+    out = [(name, build, size, unit) for name, build, size, units in families for unit in units]
+    return out, ['%s-%s' % (name, unit or 'plain') for name, _, _, unit in out]
+
+
+def check_forward_and_hybridize(build, size, unit):
+    net = calibrate_bn(init_net(build(unit, 7)), steps=3, shape=(3, size, size))
+    x = random_input((2, 3, size, size))
+    imperative = net(x).asnumpy()
+    assert imperative.shape == (2, 7) and np.isfinite(imperative).all()
+    net.hybridize(static_alloc=True, static_shape=True)
+    np.testing.assert_allclose(net(x).asnumpy(), imperative, rtol=1e-4,
+                               atol=1e-5 * np.abs(imperative).max())
+    if unit is not None:
+        found = blocks_of(net, unit_class(unit))
+        assert found and all(type(u) is unit_class(unit) for u in found)
+
+
+def check_training_step(name, build, size, unit):
+    """As tests/test_models.py: with all-positive weights and inputs no ReLU is dead for a
+    whole batch, so a parameter without gradient is one the graph does not connect.
+
+    A reached parameter may still get a tiny gradient: a BN whose output only feeds a
+    convolution and a training-mode BN (PyramidNet's first BN in a block) moves the loss only
+    through differences between its channels, ~1e-8 with near-identical positive filters, which
+    a float32 step does not resolve around gamma = 1. So "reached" is a nonzero gradient, and
+    the step (lr 0.1, batch 8) must move every parameter with a gradient above 1e-4.
+
+    All-CNN has no identity path: positive weights make every channel of every layer nearly the
+    same function of the input, and the class scores come out equal to 1e-5. Its convolutions
+    get He's random-sign initialization instead (BN in training mode leaves no channel dead
+    over a batch); its units keep the positive one, as an FC-ReLU without BN needs it.
+    """
+    net = build(unit, 10)
+    if name == 'allcnn':
+        net.initialize(HE_INIT)
+        net.collect_params('.*unit.*').initialize(PositiveUniform(), force_reinit=True)
+    else:
+        net.initialize(PositiveUniform())
+    missing = unreached_parameters(
+        net, size=min(size, 32), min_grad=1e-4,
+        skip=('pairview_weight',) if unit == 'cmpe_se_1x1' else ())  # docs/units.md
+    assert not missing, 'no gradient reached, or the step did not move, %s' % missing
+
+
+def check_export_round_trip(name, build, size, tmp_path):
+    from cmpese.tools.export import export_model, export_onnx, load_exported
+    net = calibrate_bn(init_net(build()), steps=3, shape=(3, size, size))
+    x = random_input((3, 3, size, size), seed=5)
+    prefix = str(tmp_path / name)
+    export_model(net, prefix, (3, 3, size, size))
+    reference = net(x).asnumpy()
+    np.testing.assert_allclose(load_exported(prefix)(x).asnumpy(), reference, rtol=1e-5,
+                               atol=1e-5)
+    sym, arg, aux = mx.model.load_checkpoint(prefix, 0)
+    mod = mx.mod.Module(sym, data_names=['data'], label_names=None, context=mx.cpu())
+    mod.bind(data_shapes=[('data', x.shape)], for_training=False)
+    mod.set_params(arg, aux)
+    mod.forward(mx.io.DataBatch([x]), is_train=False)
+    # Module applies oneDNN's subgraph fusions (docs/export.md): sums run in another order
+    np.testing.assert_allclose(mod.get_outputs()[0].asnumpy(), reference, rtol=1e-4,
+                               atol=1e-4 * np.abs(reference).max())
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return
+    path = export_onnx(prefix + '-symbol.json', prefix + '-0000.params', prefix + '.onnx',
+                       input_shape=(3, 3, size, size))
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    out = session.run(None, {session.get_inputs()[0].name: x.asnumpy()})[0]
+    np.testing.assert_allclose(out, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())

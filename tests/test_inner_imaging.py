@@ -4,7 +4,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from cmpese.units import InnerImagingUnit, get_unit, make_unit
+from cmpese.units import InnerImagingUnit, get_unit, resolve_unit
 from cmpese.units.inner_imaging import fold_shape, padded_fold, parse_gset
 
 BN_EPS = 1e-5
@@ -99,7 +99,7 @@ def test_gfilters_larger_than_the_map_are_dropped():
 def test_empty_set_is_an_error_naming_layer_and_map():
     with pytest.raises(ValueError, match=r'stage1 block1: .*every G-filter of the set square_1 '
                                          r'exceeds the 2x16 inner-imaged map'):
-        make_unit('ini_square_1', 16, where='stage1 block1')
+        resolve_unit('ini_square_1').build(16, where='stage1 block1')
 
 
 def test_fold_that_does_not_fit_is_an_error():
@@ -191,7 +191,8 @@ def test_widths_t_does_not_divide_are_refused_unless_rounding_floor():
     with pytest.raises(ValueError, match=r"stage1 block1: .*72 channels are not divisible by "
                                          r"the reduction ratio t=16.*rounding='floor' for "
                                          r"floor\(C/t\) = 4"):
-        make_unit('ini_mix_5_d', 72, where='stage1 block1', hints={'ini_map': ('cols', 16)})
+        resolve_unit('ini_mix_5_d', hints={'ini_map': ('cols', 16)}).build(
+            72, where='stage1 block1')
     unit = get_unit('ini_mix_5_d', 72, ini_map=('cols', 16), rounding='floor')
     # floor(72/16) = 4 G-filters per shape and FC neurons; 2 x ceil(72/16) = 10 rows of 16,
     # each flow padded with 5 x 16 - 72 = 8 zero signals

@@ -6,7 +6,7 @@ from mxnet import autograd
 
 import cmpese
 from cmpese.models import BasicBlock, PreActBlock, get_preresnet, get_resnet_cifar, get_wrn
-from cmpese.units import DoubleFCUnit, PairViewUnit, SEUnit
+from cmpese.units import DoubleFCUnit, PairViewUnit, SEUnit, resolve_unit
 from common import PositiveUniform, init_net, nparams, random_input, unreached_parameters
 
 ALL_NAMES = cmpese.get_model_list()
@@ -101,7 +101,7 @@ def test_res_se_net_puts_se_on_bridges_only():
 def test_res_se_net_bridge_recalibrates_after_downsampling():
     """The identity reaching the addition is SE(BN(conv1x1(x))): zeroing the SE's second FC
     halves the bridge output (sigmoid(0) = 0.5) and nothing else."""
-    block = BasicBlock(16, 32, stride=2, bridge_unit='se', unit_kwargs={'reduction': 16})
+    block = BasicBlock(16, 32, stride=2, bridge_unit=resolve_unit('se', reduction=16))
     init_net(block)
     x = random_input((2, 16, 8, 8))
     bridge = block.bridge(x)

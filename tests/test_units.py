@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from mxnet import autograd
 
-from cmpese.units import (DoubleFCUnit, PairViewUnit, SEUnit, get_unit, list_units, make_unit,
-                          unit_uses_identity)
+from cmpese.units import (DoubleFCUnit, PairViewUnit, SEUnit, UnitSpec, get_unit, list_units,
+                          resolve_unit)
 from common import sigmoid
 
 BN_EPS = 1e-5
@@ -32,8 +32,25 @@ def test_factory_lists_and_builds_every_unit():
     assert isinstance(get_unit('cmpe_se_double_fc', 32), DoubleFCUnit)
     assert get_unit('cmpe_se_2x1', 32).kernel == '2x1'
     assert get_unit('cmpe_se_1x1', 32).kernel == '1x1'
-    assert not unit_uses_identity('se') and unit_uses_identity('cmpe_se_1x1')
-    assert make_unit(None, 32) is None and make_unit('none', 32) is None
+    assert not resolve_unit('se').reads_identity and resolve_unit('cmpe_se_1x1').reads_identity
+    assert resolve_unit(None) is None and resolve_unit('none') is None
+
+
+def test_unit_spec_binds_options_once_and_takes_only_declared_hints():
+    spec = resolve_unit('cmpe_se_1x1', hints={'ini_map': ('cols', 16), 'inner_channels': 16},
+                        reduction=4)
+    assert isinstance(spec, UnitSpec) and spec.reads_identity
+    assert spec.final_options() == {'kernel': '1x1', 'reduction': 4, 'inner_channels': 16}
+    assert spec.build(64).filters == 4                      # eps = inner width / t
+    assert spec.bind(eps_from='output').build(64).filters == 16      # eps = C / t
+    # a user's option wins over a backbone hint
+    ini = resolve_unit('ini_mix_5_d', hints={'ini_map': ('cols', 16)}, ini_map=('cols', 8))
+    assert ini.final_options()['ini_map'] == ('cols', 8)
+    # an InI unit stops reading the identity when a backbone without one hints joint=False
+    assert not resolve_unit('ini_square_1', hints={'joint': False}).reads_identity
+    assert resolve_unit('ini_simple_1', hints={'joint': False}).reads_identity
+    assert resolve_unit('ini_mix_5_d_spa4').reads_identity
+    assert not resolve_unit('se_spa').reads_identity
 
 
 def test_se_by_hand():
@@ -171,7 +188,7 @@ def test_unit_gradients_reach_every_parameter_and_both_flows(name):
         if p.grad_req != 'null':
             assert np.abs(p.grad().asnumpy()).sum() > 0, pname
     assert np.abs(res.grad.asnumpy()).sum() > 0
-    assert (np.abs(idt.grad.asnumpy()).sum() > 0) == unit_uses_identity(name)
+    assert (np.abs(idt.grad.asnumpy()).sum() > 0) == resolve_unit(name).reads_identity
 
 
 @pytest.mark.parametrize('name', ['se', 'cmpe_se_double_fc', 'cmpe_se_2x1', 'cmpe_se_1x1'])
@@ -208,7 +225,7 @@ def test_errors_are_clear():
     with pytest.raises(ValueError, match=r'squeeze must be one of'):
         get_unit('se', 32, squeeze='median')
     with pytest.raises(ValueError, match=r'stage3 block1: .*not divisible'):
-        make_unit('se', 24, where='stage3 block1')
+        resolve_unit('se').build(24, where='stage3 block1')
 
 
 def test_double_fc_encodes_an_identity_of_another_width():

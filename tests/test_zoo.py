@@ -64,6 +64,59 @@ def test_pretrained_without_weights_says_how_to_get_them(tmp_path):
     assert str(tmp_path / 'se_wrn16_8.params') in msg
 
 
+def test_pretrained_loads_an_exported_params_file(tmp_path):
+    from cmpese.tools.export import export_model
+    net = init_net(cmpese.get_model('cmpe_se_preresnet20_1x1'))
+    export_model(net, str(tmp_path / 'exp'))
+    (tmp_path / 'exp-0000.params').rename(tmp_path / 'cmpe_se_preresnet20_1x1.params')
+    again = cmpese.get_model('cmpe_se_preresnet20_1x1', pretrained=True, root=str(tmp_path))
+    x = random_input((2, 3, 32, 32))
+    np.testing.assert_allclose(again(x).asnumpy(), net(x).asnumpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_pretrained_garbage_wrong_model_or_classes_name_the_file(tmp_path):
+    from cmpese.model_zoo import PretrainedError
+    path = tmp_path / 'se_preresnet20.params'
+    path.write_bytes(b'not a parameter file' * 50)
+    with pytest.raises(PretrainedError, match=r'se_preresnet20\.params is not an MXNet '
+                                              r'parameter file'):
+        cmpese.get_model('se_preresnet20', pretrained=True, root=str(tmp_path))
+    init_net(cmpese.get_model('preresnet20')).save_parameters(str(path))
+    with pytest.raises(PretrainedError, match=r'se_preresnet20\.params does not fit this '
+                                              r'model: \d+ parameters missing \(e\.g\. .*unit'):
+        cmpese.get_model('se_preresnet20', pretrained=True, root=str(tmp_path))
+    init_net(cmpese.get_model('se_preresnet20', classes=100)).save_parameters(str(path))
+    with pytest.raises(PretrainedError, match=r'trained for 100 classes and this model has 10: '
+                                              r'pass classes=100'):
+        cmpese.get_model('se_preresnet20', pretrained=True, root=str(tmp_path))
+    assert cmpese.get_model('se_preresnet20', classes=100, pretrained=True,
+                            root=str(tmp_path)).output.weight.shape == (100, 64)
+
+
+def test_model_info_is_the_registry_metadata():
+    from cmpese.model_zoo import get_model_info
+    info = get_model_info('cmpe_se_wrn28_10_1x1')
+    assert (info.family, info.unit, info.input_size, info.classes) == \
+        ('wrn', 'cmpe_se_1x1', 32, 10)
+    assert info.papers == ('cmpe', 'wrn') and 'CMPE Table 2' in info.tables
+    assert info.presets['cifar10'] == 'cmpe_wrn' and info.presets['digits'] == 'digits'
+    ini = get_model_info('ini_resnet50_mix_5_d_spa4')
+    assert (ini.family, ini.input_size, ini.classes, ini.presets) == \
+        ('resnet_imagenet', 224, 1000, {'imagenet': 'ini_imagenet'})
+    assert get_model_info('res_se_net44').papers[0] == 'res_se_net'
+    assert get_model_info('res_se_net44').presets['cifar10'] == 'res_se_net'
+    # parsed names (other depths, widths, Table I sets) get the same metadata
+    parsed = get_model_info('ini_wrn16_4_mix_3')
+    assert (parsed.family, parsed.unit, parsed.presets['cifar10']) == ('wrn', 'ini_mix_3',
+                                                                        'ini_wrn')
+    assert get_model_info('se_preresnet56').presets['cifar100'] == 'cmpe_preresnet'
+    assert get_model_info('ini_preresnet164_square_3').presets['cifar10'] == 'ini_resnet'
+    every = [get_model_info(n) for n in cmpese.get_model_list()]
+    assert all(i.family and i.input_size in (32, 224) and i.presets for i in every)
+    with pytest.raises(ValueError, match='unknown model'):
+        get_model_info('se_wide_resnet')
+
+
 def test_model_docstrings_cite_the_variant():
     import gluoncv
     entry = gluoncv.model_zoo.model_zoo._models['res_se_net44']

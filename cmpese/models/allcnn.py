@@ -3,6 +3,8 @@ Simplicity: The All Convolutional Net", ICLR workshop 2015; the InI paper's back
 with a recalibration unit after every convolution: SE-All-CNN and InI-All-CNN of the InI
 paper's Table II.
 
+Papers: https://arxiv.org/abs/1412.6806 (All-CNN), https://arxiv.org/abs/1908.09010 (InI).
+
 Layout (Springenberg et al. Table 2, model All-CNN-C; 32 x 32 input)::
 
     dropout 0.2 (input)
@@ -46,13 +48,11 @@ Parameter counts (10 classes) against the InI paper's Table II:
   difference; we keep SENet's t = 16, as the InI paper compares with SE as published [19]
   (``reduction=8`` builds the other reading).
 """
-import inspect
-
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-from ..units import make_unit
-from .common import ClassifierNet
+from ..units import resolve_unit
+from .stages import ClassifierNet
 
 __all__ = ['AllCNNBlock', 'AllCNN', 'get_allcnn', 'ALLCNN_C']
 
@@ -62,16 +62,6 @@ ALLCNN_C = [(96, 3, 1, 1), (96, 3, 1, 1), (96, 3, 2, 1),
             (192, 3, 1, 0), (192, 1, 1, 0)]
 
 
-def _needs_identity(unit):
-    """Whether ``unit`` cannot be called as ``unit(x)``: it models the identity jointly, or
-    its forward takes a second input without a default."""
-    if getattr(unit, 'joint', False):
-        return True
-    inputs = list(inspect.signature(unit.hybrid_forward).parameters.values())[1:]  # after F
-    return sum(p.default is inspect.Parameter.empty and p.kind in (
-        p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in inputs) > 1
-
-
 class AllCNNBlock(HybridBlock):
     """conv (no bias) - BN - ReLU, then the unit, which is called ``unit(x)``.
 
@@ -79,27 +69,24 @@ class AllCNNBlock(HybridBlock):
     ----------
     in_channels, channels : int
     kernel, stride, padding : int
-    unit : str, callable or None
-        Recalibration unit (see :func:`cmpese.units.make_unit`); None for a plain layer.
-    unit_kwargs : dict
-        ``reduction`` and other unit options.
-    unit_hints : dict
-        The backbone's suggestions to units that accept them (``ini_map``, ``joint``).
+    unit : UnitSpec or None
+        The resolved recalibration unit (:func:`cmpese.units.resolve_unit`); None for a
+        plain layer. It must not read an identity flow (All-CNN has none).
     """
 
     def __init__(self, in_channels, channels, kernel=3, stride=1, padding=1, unit=None,
-                 unit_kwargs=None, unit_hints=None, where=None, **kwargs):
+                 where=None, **kwargs):
         super(AllCNNBlock, self).__init__(**kwargs)
         with self.name_scope():
             self.conv = nn.Conv2D(channels, kernel_size=kernel, strides=stride, padding=padding,
                                   use_bias=False, in_channels=in_channels, prefix='conv_')
             self.bn = nn.BatchNorm(in_channels=channels, prefix='bn_')
-            self.unit = make_unit(unit, channels, where=where, hints=unit_hints,
-                                  **(unit_kwargs or {}))
-        if self.unit is not None and _needs_identity(self.unit):
-            raise ValueError('%s: unit %r models the identity flow of a residual block, and '
-                             'All-CNN has none; use a unit of the input alone (\'se\', an '
-                             'InI unit with joint=False)' % (where or 'AllCNNBlock', unit))
+            if unit is not None and unit.reads_identity:
+                raise ValueError('%s: unit %r models the identity flow of a residual block, '
+                                 'and All-CNN has none; use a unit of the input alone (\'se\', '
+                                 'an InI unit with joint=False)'
+                                 % (where or 'AllCNNBlock', unit.name))
+            self.unit = unit.build(channels, where=where) if unit is not None else None
 
     def hybrid_forward(self, F, x):
         out = F.Activation(self.bn(self.conv(x)), act_type='relu')
@@ -117,14 +104,14 @@ class AllCNN(ClassifierNet):
     layers : list of (channels, kernel, stride, padding)
         The feature layers; a dropout of ``drop_rate`` follows each stride-2 layer.
     classes : int, default 10
-    unit, unit_kwargs, unit_hints
+    unit : UnitSpec or None
         Passed to every feature layer.
     drop_rate, input_drop_rate : float
         Dropout after each downsampling layer and on the input; 0 disables it.
     """
 
-    def __init__(self, layers=ALLCNN_C, classes=10, unit=None, unit_kwargs=None,
-                 unit_hints=None, drop_rate=0.5, input_drop_rate=0.2, **kwargs):
+    def __init__(self, layers=ALLCNN_C, classes=10, unit=None, drop_rate=0.5,
+                 input_drop_rate=0.2, **kwargs):
         super(AllCNN, self).__init__(**kwargs)
         with self.name_scope():
             self.features = nn.HybridSequential(prefix='')
@@ -134,8 +121,7 @@ class AllCNN(ClassifierNet):
             for i, (channels, kernel, stride, padding) in enumerate(layers):
                 name = 'conv%d' % (i + 1)
                 self.features.add(AllCNNBlock(width, channels, kernel, stride, padding,
-                                              unit=unit, unit_kwargs=unit_kwargs,
-                                              unit_hints=unit_hints, where=name,
+                                              unit=unit, where=name,
                                               prefix=name + '_'))
                 if stride > 1 and drop_rate:
                     self.features.add(nn.Dropout(drop_rate))
@@ -164,7 +150,7 @@ def get_allcnn(unit=None, classes=10, reduction=16, unit_kwargs=None, drop_rate=
     drop_rate, input_drop_rate : float, default 0.5, 0.2
         All-CNN-C's dropout after each stride-2 convolution and on the input.
     """
-    unit_kwargs = dict(unit_kwargs or {}, reduction=reduction)
-    return AllCNN(ALLCNN_C, classes=classes, unit=unit, unit_kwargs=unit_kwargs,
-                  unit_hints={'ini_map': ('rows', 8), 'joint': False}, drop_rate=drop_rate,
+    spec = resolve_unit(unit, hints={'ini_map': ('rows', 8), 'joint': False},
+                        reduction=reduction, **(unit_kwargs or {}))
+    return AllCNN(ALLCNN_C, classes=classes, unit=spec, drop_rate=drop_rate,
                   input_drop_rate=input_drop_rate, **kwargs)

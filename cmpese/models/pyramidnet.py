@@ -1,5 +1,5 @@
 """Deep Pyramidal Residual Networks for CIFAR (Han, Kim and Kim, "Deep Pyramidal Residual
-Networks", CVPR 2017), with a recalibration unit in every block: the InI paper's
+Networks", CVPR 2017, https://arxiv.org/abs/1610.02915), with a recalibration unit in every block: the InI paper's
 PyramidNet-272 (alpha = 200, bottleneck; its Table IV, 26.0M parameters) and the CMPE-SE
 paper's comparison rows (its Table 3: alpha = 270, depth 110 basic 28.3M, depth 164
 bottleneck 27.0M).
@@ -49,8 +49,8 @@ from fractions import Fraction
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-from ..units import make_unit
-from .common import ClassifierNet, check_depth, residual_layers
+from ..units import resolve_unit
+from .stages import ClassifierNet, check_depth, residual_layers
 
 __all__ = ['PyramidBlock', 'PyramidNet', 'get_pyramidnet', 'pyramid_widths']
 
@@ -77,16 +77,13 @@ class PyramidBlock(HybridBlock):
         Stride of the 3x3 convolution; 2 also average-pools the shortcut.
     bottleneck : bool
         BN-1x1-BN-ReLU-3x3-BN-ReLU-1x1-BN (4x output) instead of BN-3x3-BN-ReLU-3x3-BN.
-    unit : str, callable or None
-        Recalibration unit (see :func:`cmpese.units.make_unit`); None for a plain block.
-    unit_kwargs : dict
-        ``reduction`` and other unit options.
-    unit_hints : dict
-        The backbone's suggestions to units that accept them (``ini_map``).
+    unit : UnitSpec or None
+        The resolved recalibration unit (:func:`cmpese.units.resolve_unit`); None for a
+        plain block. A bottleneck offers the hint ``inner_channels``.
     """
 
-    def __init__(self, in_channels, width, stride=1, bottleneck=True, unit=None,
-                 unit_kwargs=None, unit_hints=None, where=None, **kwargs):
+    def __init__(self, in_channels, width, stride=1, bottleneck=True, unit=None, where=None,
+                 **kwargs):
         super(PyramidBlock, self).__init__(**kwargs)
         channels = 4 * width if bottleneck else width
         if channels < in_channels:
@@ -113,8 +110,8 @@ class PyramidBlock(HybridBlock):
             if stride != 1:
                 self.pool = nn.AvgPool2D(pool_size=stride, strides=stride, ceil_mode=True,
                                          count_include_pad=False)
-            self.unit = make_unit(unit, channels, where=where, hints=unit_hints,
-                                  **(unit_kwargs or {}))
+            self.unit = unit.build(channels, hints={'inner_channels': width}
+                                   if bottleneck else None, where=where) if unit else None
 
     def hybrid_forward(self, F, x):
         residual = self.body(x)
@@ -138,12 +135,11 @@ class PyramidNet(ClassifierNet):
         The widths of the blocks of each stage (:func:`pyramid_widths`, split in three).
     bottleneck : bool
     classes : int, default 10
-    unit, unit_kwargs, unit_hints
+    unit : UnitSpec or None
         Passed to every block.
     """
 
-    def __init__(self, stage_widths, bottleneck=True, classes=10, unit=None, unit_kwargs=None,
-                 unit_hints=None, **kwargs):
+    def __init__(self, stage_widths, bottleneck=True, classes=10, unit=None, **kwargs):
         super(PyramidNet, self).__init__(**kwargs)
         with self.name_scope():
             self.features = nn.HybridSequential(prefix='')
@@ -157,7 +153,6 @@ class PyramidNet(ClassifierNet):
                     for j, width in enumerate(widths):
                         block = PyramidBlock(in_channels, width, 2 if i and not j else 1,
                                              bottleneck=bottleneck, unit=unit,
-                                             unit_kwargs=unit_kwargs, unit_hints=unit_hints,
                                              where='stage%d block%d' % (i + 1, j + 1),
                                              prefix='block%d_' % (j + 1))
                         stage.add(block)
@@ -205,17 +200,17 @@ def get_pyramidnet(depth, alpha, unit=None, classes=10, bottleneck=True, reducti
         raise ValueError('PyramidNet alpha (the total widening) must be a number >= 0, got %r'
                          % (alpha,))
     widths = pyramid_widths(3 * n, alpha)
-    unit_kwargs = dict(unit_kwargs or {}, reduction=reduction)
+    # InI folds the 2C joint signals of these blocks into maps of 16 columns (n = 2C/16)
+    hints = {'ini_map': ('cols', 16)}
+    spec = resolve_unit(unit, reduction=reduction, **(unit_kwargs or {}))
     if rounding is not None:
         if rounding != 'floor':
             raise ValueError("PyramidNet rounding must be None or 'floor', got %r" % (rounding,))
-        if isinstance(unit, str) and not unit.startswith('ini_'):
+        if spec is not None and not spec.accepts('rounding'):
             raise ValueError("rounding='floor' is an option of the Inner-Imaging units (ini_*); "
                              "%r needs the reduction ratio t=%d to divide every block's output "
-                             "channels" % (unit, reduction))
-        if unit is not None:
-            unit_kwargs.setdefault('rounding', rounding)
-    # InI folds the 2C joint signals of these blocks into maps of 16 columns (n = 2C/16)
+                             "channels" % (spec.name, reduction))
+        hints['rounding'] = rounding
+    spec = spec.with_hints(**hints) if spec is not None else None
     return PyramidNet([widths[:n], widths[n:2 * n], widths[2 * n:]], bottleneck=bottleneck,
-                      classes=classes, unit=unit, unit_kwargs=unit_kwargs,
-                      unit_hints={'ini_map': ('cols', 16)}, **kwargs)
+                      classes=classes, unit=spec, **kwargs)

@@ -15,12 +15,15 @@ The same post-activation block with ``bottleneck=True`` (1x1 - 3x3 - 1x1, 4x exp
 stride on the 3x3 convolution) is the ImageNet ResNet-50/101 block
 (:mod:`cmpese.models.resnet_imagenet`); like :class:`~cmpese.models.preresnet.PreActBlock`, the
 block is a list of (kernel, width, stride) layers, so basic and bottleneck are two lists.
+
+Papers: He et al. 2016a, https://arxiv.org/abs/1512.03385; Res-SE-Net,
+https://arxiv.org/abs/1902.06066; SENet, https://arxiv.org/abs/1709.01507.
 """
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-from ..units import make_unit
-from .common import (ClassifierNet, check_depth, conv1x1, conv3x3, make_stages,
+from ..units import resolve_unit
+from .stages import (ClassifierNet, check_depth, conv1x1, conv3x3, make_stages,
                      residual_layers)
 
 __all__ = ['PostActBlock', 'BasicBlock', 'ResNetCIFAR', 'get_resnet_cifar']
@@ -39,19 +42,15 @@ class PostActBlock(HybridBlock):
     bottleneck : bool
         1x1 - 3x3 - 1x1 with inner width channels / 4 (ImageNet ResNet-50/101, GluonCV's
         v1b layout), instead of 3x3 - 3x3.
-    unit, bridge_unit : str, callable or None
-        Recalibration units (see :func:`cmpese.units.make_unit`) on the residual flow and on
-        the bridge (Res-SE-Net); None for none.
-    unit_kwargs : dict
-        ``reduction`` and other unit options.
-    unit_hints : dict
-        The backbone's suggestions to units that accept them (``ini_map``).
+    unit, bridge_unit : UnitSpec or None
+        Resolved recalibration units (:func:`cmpese.units.resolve_unit`) on the residual flow
+        and on the bridge (Res-SE-Net); None for none. A bottleneck offers the hint
+        ``inner_channels``.
     """
 
     def __init__(self, in_channels, channels, stride=1, bottleneck=False, unit=None,
-                 bridge_unit=None, unit_kwargs=None, unit_hints=None, where=None, **kwargs):
+                 bridge_unit=None, where=None, **kwargs):
         super(PostActBlock, self).__init__(**kwargs)
-        unit_kwargs = unit_kwargs or {}
         layers = residual_layers(channels, stride, bottleneck, where or 'PostActBlock')
         self._num_layers = len(layers)
         with self.name_scope():
@@ -71,10 +70,12 @@ class PostActBlock(HybridBlock):
                 with self.bridge.name_scope():
                     self.bridge.add(conv1x1(channels, stride, in_channels, prefix='conv_'),
                                     nn.BatchNorm(in_channels=channels, prefix='bn_'))
-                self.bridge_unit = make_unit(bridge_unit, channels, where=where + ' bridge'
-                                             if where else None, hints=unit_hints,
-                                             prefix='bridgeunit_', **unit_kwargs)
-            self.unit = make_unit(unit, channels, where=where, hints=unit_hints, **unit_kwargs)
+                if bridge_unit is not None:
+                    self.bridge_unit = bridge_unit.build(
+                        channels, where=where + ' bridge' if where else None,
+                        prefix='bridgeunit_')
+            hints = {'inner_channels': layers[0][1]} if bottleneck else None
+            self.unit = unit.build(channels, hints=hints, where=where) if unit else None
 
     def hybrid_forward(self, F, x):
         residual = self.body(x)
@@ -95,7 +96,7 @@ class ResNetCIFAR(ClassifierNet):
     """conv3x3(16)-BN-ReLU, stages of 16, 32, 64 channels, pooling, FC."""
 
     def __init__(self, stage_blocks, stage_channels=(16, 32, 64), classes=10, unit=None,
-                 bridge_unit=None, unit_kwargs=None, **kwargs):
+                 bridge_unit=None, **kwargs):
         super(ResNetCIFAR, self).__init__(**kwargs)
         with self.name_scope():
             self.features = nn.HybridSequential(prefix='')
@@ -104,7 +105,7 @@ class ResNetCIFAR(ClassifierNet):
                               nn.Activation('relu'))
             stages, width = make_stages(BasicBlock, stage_channels, stage_blocks,
                                         stage_channels[0], [1, 2, 2], unit=unit,
-                                        bridge_unit=bridge_unit, unit_kwargs=unit_kwargs)
+                                        bridge_unit=bridge_unit)
             self.features.add(*stages)
             self.add_head(width, classes)
 
@@ -115,10 +116,13 @@ def get_resnet_cifar(depth, unit=None, bridge_unit=None, classes=10, reduction=1
 
     ``unit`` recalibrates every residual flow (SE-ResNet with 'se'); ``bridge_unit``
     recalibrates every bridge connection after its downsampling (Res-SE-Net with 'se').
+    ``reduction`` and ``unit_kwargs`` apply to both.
     """
     check_depth(depth, 'CIFAR ResNet', isinstance(depth, int) and depth >= 8
                 and (depth - 2) % 6 == 0, 'depths are 6n+2, e.g. 20, 32, 44, 56, 110')
     n = (depth - 2) // 6
-    unit_kwargs = dict(unit_kwargs or {}, reduction=reduction)
-    return ResNetCIFAR([n] * 3, classes=classes, unit=unit, bridge_unit=bridge_unit,
-                       unit_kwargs=unit_kwargs, **kwargs)
+    options = dict(unit_kwargs or {}, reduction=reduction)
+    hints = {'ini_map': ('cols', 16)}
+    return ResNetCIFAR([n] * 3, classes=classes,
+                       unit=resolve_unit(unit, hints=hints, **options),
+                       bridge_unit=resolve_unit(bridge_unit, hints=hints, **options), **kwargs)

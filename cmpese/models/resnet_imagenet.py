@@ -33,11 +33,17 @@ Parameter counts (1000 classes; SE units t = 16 without biases) against InI Tabl
     SE-ResNet-101  49,292,328  (49.40M, -0.22%)     v2: 49,284,776
 
 v1 equals GluonCV's resnet50_v1b / resnet101_v1b and v2 its resnet50_v2 / resnet101_v2
-exactly (trainable parameters).
+exactly (trainable parameters). Version 2 starts, like GluonCV's ResNetV2 (and the CMPE-SE
+authors' CIFAR nets), with a BatchNorm without scale and shift on the input.
+
+Papers: https://arxiv.org/abs/1512.03385 (v1), https://arxiv.org/abs/1603.05027 (v2),
+SENet https://arxiv.org/abs/1709.01507, CMPE-SE https://arxiv.org/abs/1807.08920,
+Inner-Imaging https://arxiv.org/abs/1908.09010.
 """
 from mxnet.gluon import nn
 
-from .common import ClassifierNet, check_depth, make_stages
+from ..units import resolve_unit
+from .stages import ClassifierNet, check_depth, make_stages
 from .preresnet import PreActBlock
 from .resnet_cifar import PostActBlock
 
@@ -65,12 +71,12 @@ class ResNetImageNet(ClassifierNet):
     version : {1, 2}
         1: post-activation (:class:`PostActBlock`); 2: pre-activation (:class:`PreActBlock`).
     classes : int, default 1000
-    unit, unit_kwargs, unit_hints
+    unit : UnitSpec or None
         Passed to every block.
     """
 
     def __init__(self, stage_blocks, bottleneck=True, version=1, classes=1000, unit=None,
-                 unit_kwargs=None, unit_hints=None, **kwargs):
+                 **kwargs):
         super(ResNetImageNet, self).__init__(**kwargs)
         if version not in (1, 2):
             raise ValueError('ResNet version must be 1 (post-activation) or 2 '
@@ -81,14 +87,16 @@ class ResNetImageNet(ClassifierNet):
         block = PostActBlock if version == 1 else PreActBlock
         with self.name_scope():
             self.features = nn.HybridSequential(prefix='')
+            if version == 2:
+                self.features.add(nn.BatchNorm(scale=False, center=False, in_channels=3,
+                                               prefix='inputbn_'))
             self.features.add(nn.Conv2D(64, kernel_size=7, strides=2, padding=3, use_bias=False,
                                         in_channels=3, prefix='stem_'),
                               nn.BatchNorm(in_channels=64, prefix='stembn_'),
                               nn.Activation('relu'),
                               nn.MaxPool2D(pool_size=3, strides=2, padding=1))
             stages, width = make_stages(block, widths, stage_blocks, 64, [1, 2, 2, 2],
-                                        bottleneck=bottleneck, unit=unit,
-                                        unit_kwargs=unit_kwargs, unit_hints=unit_hints)
+                                        bottleneck=bottleneck, unit=unit)
             self.features.add(*stages)
             if version == 2:
                 self.features.add(nn.BatchNorm(in_channels=width, prefix='lastbn_'),
@@ -119,8 +127,8 @@ def get_resnet_imagenet(depth, unit=None, version=1, classes=1000, reduction=16,
                 isinstance(depth, int) and depth in RESNET_IMAGENET_SPECS,
                 'depths are %s' % ', '.join(map(str, sorted(RESNET_IMAGENET_SPECS))))
     bottleneck, blocks = RESNET_IMAGENET_SPECS[depth]
-    unit_kwargs = dict(unit_kwargs or {}, reduction=reduction)
     # InI folds the 2C joint signals of these blocks into maps of 16 columns (n = 2C/16)
+    spec = resolve_unit(unit, hints={'ini_map': ('cols', 16)}, reduction=reduction,
+                        **(unit_kwargs or {}))
     return ResNetImageNet(blocks, bottleneck=bottleneck, version=version, classes=classes,
-                          unit=unit, unit_kwargs=unit_kwargs,
-                          unit_hints={'ini_map': ('cols', 16)}, **kwargs)
+                          unit=spec, **kwargs)

@@ -8,7 +8,7 @@ import argparse
 import mxnet as mx
 import numpy as np
 
-__all__ = ['count_params']
+__all__ = ['count_params', 'model_params']
 
 
 def count_params(net, trainable_only=True, input_shape=(1, 3, 32, 32)):
@@ -88,11 +88,20 @@ def format_paper_table(rows, ratios):
     return '\n'.join(out)
 
 
+def model_params(name, classes=None, **kwargs):
+    """Parameters of the zoo model ``name`` with its registry defaults (classes, input size;
+    :func:`cmpese.model_zoo.get_model_info`) unless ``classes`` is given."""
+    from ..model_zoo import get_model, get_model_info
+    info = get_model_info(name)
+    net = get_model(name, classes=classes or info.classes, **kwargs)
+    return count_params(net, input_shape=(1, 3, info.input_size, info.input_size))
+
+
 def main(argv=None):
-    from ..model_zoo import get_model
     parser = argparse.ArgumentParser(description='Parameter counts of zoo models.')
     parser.add_argument('models', nargs='*')
-    parser.add_argument('--classes', type=int, default=10)
+    parser.add_argument('--classes', type=int, default=None,
+                        help="output classes (default: the model's, 10 CIFAR or 1000 ImageNet)")
     parser.add_argument('--paper', action='store_true',
                         help='compare with every count the papers print (markdown table)')
     args = parser.parse_args(argv)
@@ -101,7 +110,7 @@ def main(argv=None):
         print()
         print(format_ini_table(ini_paper_table()))
     for name in args.models:
-        n = count_params(get_model(name, classes=args.classes))
+        n = model_params(name, args.classes)
         print('%-36s %12d  (%.2fM)' % (name, n, n / 1e6))
 
 

@@ -115,28 +115,20 @@ def get_preset(name):
 
 
 def default_preset(model, dataset):
-    """The schedule the papers used for ``model`` on ``dataset``.
+    """The schedule the papers used for ``model`` on ``dataset``, from the model registry
+    (:func:`cmpese.model_zoo.get_model_info`: the paper that introduced the model decides).
 
-    SVHN runs take the SVHN schedule of the model's paper (InI models the InI one); digits
-    takes the short digits run; otherwise the family decides: InI models follow the InI
-    paper (ResNet family 300 epochs, WRN, All-CNN/PyramidNet 200), original CIFAR ResNets and
-    Res-SE-Net follow Res-SE-Net, WRN and pre-act ResNet follow the CMPE-SE paper.
+    InI models follow the InI paper (ResNet family 300 epochs, WRN, All-CNN/PyramidNet 200,
+    SVHN 80), original CIFAR ResNets and Res-SE-Net follow Res-SE-Net, WRN and pre-act
+    ResNet follow the CMPE-SE paper; digits takes the short digits run. A dataset the model
+    has no preset for is an error naming the ones it has.
     """
-    name = model.lower()
-    ini = name.startswith('ini_')
-    if dataset == 'digits':
-        return 'digits'
-    if dataset == 'svhn':
-        return 'ini_svhn' if ini else 'cmpe_svhn'
-    if 'wrn' in name:
-        return 'ini_wrn' if ini else 'cmpe_wrn'
-    if 'allcnn' in name or 'pyramidnet' in name:
-        return 'ini_other'
-    if ini:
-        return 'ini_resnet'
-    if name.startswith('res_se_net') or name.endswith('_cifar'):
-        return 'res_se_net'
-    return 'cmpe_preresnet'
+    from ..model_zoo import get_model_info
+    presets = get_model_info(model).presets
+    if dataset not in presets:
+        raise ValueError('%s has no default training preset for %s (it has one for %s); pass '
+                         '--preset' % (model, dataset, ', '.join(sorted(presets))))
+    return presets[dataset]
 
 
 def resolve_epochs(cfg, iters_per_epoch):

@@ -1,4 +1,5 @@
-"""Inner-Imaging (InI) units (Hu, Wen et al., "Inner-Imaging Networks", Section III).
+"""Inner-Imaging (InI) units (Hu, Wen et al., "Inner-Imaging Networks", Section III;
+https://arxiv.org/abs/1908.09010).
 
 The squeezed channel signals are folded into an inner-imaged map, scanned by G-filters of
 one or several shapes (Table I), and the group signals so formed are encoded by
@@ -168,12 +169,18 @@ class InnerImagingUnit(ExcitationUnit):
         ('rows', n) map rules, zero-pads each flow to whole rows (module docstring).
     where : str, optional
         Layer name for error messages.
+    identity_channels : int, optional
+        Must equal C (joint maps hold both flows).
     """
 
     def __init__(self, channels, reduction=16, gset='mix_5_d', joint=True, map_shape=None,
                  ini_map=('cols', 16), aggregate='concat', gate='sigmoid', use_bias=False,
-                 rounding='exact', where=None, **kwargs):
+                 rounding='exact', where=None, identity_channels=None, **kwargs):
         what = '%s: InI %s' % (where, gset) if where else 'InI %s' % gset
+        if identity_channels not in (None, channels):
+            raise ValueError('%s: the joint inner-imaged map holds the residual and identity '
+                             'signals side by side and needs equal widths, got %d and %d'
+                             % (what, channels, identity_channels))
         eps = rounded_channels(channels, reduction, rounding, what)
         shapes, simple = parse_gset(gset)
         check_choice(aggregate, ('concat', 'overlay'), 'aggregate')

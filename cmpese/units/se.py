@@ -1,4 +1,5 @@
-"""Squeeze-and-Excitation unit (Hu, Shen and Sun, "Squeeze-and-Excitation Networks").
+"""Squeeze-and-Excitation unit (Hu, Shen and Sun, "Squeeze-and-Excitation Networks",
+https://arxiv.org/abs/1709.01507).
 
 Eq. 2-5 of the CMPE-SE paper: s = gate(W2 ReLU(W1 squeeze(U))), output s * U. The SENet
 ablations (Sec. 6.2-6.3) are the ``squeeze`` ('avg' | 'max') and ``gate``

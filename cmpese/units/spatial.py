@@ -1,6 +1,8 @@
-"""Spatial attention before a channel unit (Inner-Imaging paper, Sec. V-E, eq. 50-51).
+"""Spatial attention before a channel unit (Inner-Imaging paper, Sec. V-E, eq. 50-51;
+https://arxiv.org/abs/1908.09010).
 
-The spatial attention map xi is CBAM's (Woo et al., the InI paper's reference [28]):
+The spatial attention map xi is CBAM's (Woo et al., the InI paper's reference [28],
+https://arxiv.org/abs/1807.06521):
 xi = sigmoid(BN(conv7x7([mean over channels; max over channels]))). With ``groups`` = tau > 1
 the C channels are split into tau groups of C/tau, each with its own map computed from its own
 channels ("spa x tau", eq. 51). The channel unit then rescales the spatially attended

@@ -1,16 +1,20 @@
-"""Building blocks shared by the backbone families: stage assembly and the classifier head."""
+"""What every backbone family assembles its network from: convolution helpers, the
+(kernel, width, stride) plan of a residual branch, stages of blocks, the classifier head,
+and the oneDNN fusion barrier."""
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
 
-def conv3x3(channels, stride, in_channels, prefix=None):
+def conv3x3(channels, stride, in_channels, prefix=None, weight_initializer=None):
     return nn.Conv2D(channels, kernel_size=3, strides=stride, padding=1, use_bias=False,
-                     in_channels=in_channels, prefix=prefix)
+                     in_channels=in_channels, weight_initializer=weight_initializer,
+                     prefix=prefix)
 
 
-def conv1x1(channels, stride, in_channels, prefix=None):
+def conv1x1(channels, stride, in_channels, prefix=None, weight_initializer=None):
     return nn.Conv2D(channels, kernel_size=1, strides=stride, use_bias=False,
-                     in_channels=in_channels, prefix=prefix)
+                     in_channels=in_channels, weight_initializer=weight_initializer,
+                     prefix=prefix)
 
 
 def residual_layers(channels, stride, bottleneck, where, inner=None):
