@@ -19,13 +19,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def write_rec(prefix, images_rgb, labels, fmt='.png', quality=95):
     """``prefix.rec`` / ``prefix.idx`` with MXNet's MXIndexedRecordIO and pack_img (as
-    im2rec writes them: key = position, header label = class). ``images_rgb`` are RGB; the
+    im2rec writes them: key = position, header label = class), and the ``prefix.lst``. ``images_rgb`` are RGB; the
     files hold OpenCV's BGR encoding, as im2rec's do."""
     rec = mx.recordio.MXIndexedRecordIO(prefix + '.idx', prefix + '.rec', 'w')
-    for i, (img, label) in enumerate(zip(images_rgb, labels)):
-        header = mx.recordio.IRHeader(0, float(label), i, 0)
-        rec.write_idx(i, mx.recordio.pack_img(header, np.ascontiguousarray(img[..., ::-1]),
-                                              quality=quality, img_fmt=fmt))
+    with open(prefix + '.lst', 'w') as lst:      # the list im2rec packs from
+        for i, (img, label) in enumerate(zip(images_rgb, labels)):
+            header = mx.recordio.IRHeader(0, float(label), i, 0)
+            rec.write_idx(i, mx.recordio.pack_img(header, np.ascontiguousarray(img[..., ::-1]),
+                                                  quality=quality, img_fmt=fmt))
+            lst.write('%d\t%f\timg%04d%s\n' % (i, label, i, fmt))
     rec.close()
     return prefix + '.rec', prefix + '.idx'
 
@@ -232,3 +234,247 @@ def test_demo_set_from_installed_photographs(tmp_path):
     assert sorted(labels) == [0, 0, 1, 1, 2, 2]
     # a second build into the same directory refuses and changes nothing
     assert run(demo_imagenet.main, ['--out', str(out)]) == 2
+
+
+# ---------------------------------------------------------------- presets
+
+def test_imagenet_presets_are_the_papers_and_cite_them():
+    from cmpese.training.presets import default_preset, get_preset
+    p = get_preset('senet')               # SENet 5.1: batch 1024, lr 0.6, /10 every 30, 100
+    assert (p['optimizer'], p['momentum'], p['batch_size'], p['lr'], p['epochs'],
+            p['lr_steps'], p['lr_factor']) == ('sgd', 0.9, 1024, 0.6, 100, [30, 60, 90], 0.1)
+    p = get_preset('cmpe_imagenet')       # CMPE-SE: batch 64, lr 0.1, /10 at 30, 60, 90
+    assert (p['batch_size'], p['lr'], p['epochs'], p['lr_steps']) == (64, 0.1, 100,
+                                                                       [30, 60, 90])
+    p = get_preset('ini_imagenet')        # InI: batch 256, lr 0.1, /10 every 30, 100
+    assert (p['batch_size'], p['lr'], p['epochs'], p['lr_steps']) == (256, 0.1, 100,
+                                                                       [30, 60, 90])
+    for name in ('senet', 'cmpe_imagenet', 'ini_imagenet'):
+        p = get_preset(name)
+        assert p['wd'] == 1e-4 and 'inherited from the ResNet papers' in p['source']
+    assert default_preset('se_resnet50', 'imagenet') == 'senet'
+    assert default_preset('resnet101', 'imagenet') == 'senet'
+    assert default_preset('cmpe_se_resnet50_1x1', 'imagenet') == 'cmpe_imagenet'
+    assert default_preset('ini_resnet50_mix_5_d_spa4', 'imagenet') == 'ini_imagenet'
+
+
+# ---------------------------------------------------------------- train_imagenet.py
+
+import csv  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+
+SCRIPT = os.path.join(ROOT, 'train_imagenet.py')
+TINY = 'cmpe_se_wrn10_1_1x1'     # a CIFAR net (one block a stage): the fast stand-in
+
+
+def _script(args, cwd, check=True, timeout=600):
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable, SCRIPT] + list(args), cwd=str(cwd), env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                          universal_newlines=True)
+    if check and proc.returncode != 0:
+        raise AssertionError('train_imagenet.py %s failed (%d):\n%s' % (
+            ' '.join(args), proc.returncode, proc.stderr[-4000:]))
+    return proc
+
+
+def _history(save_dir):
+    with open(os.path.join(str(save_dir), 'metrics.csv')) as f:
+        return list(csv.DictReader(f))
+
+
+def _params(path):
+    return {k: v.asnumpy() for k, v in mx.nd.load(str(path)).items()}
+
+
+@pytest.fixture(scope='module')
+def seven(tmp_path_factory):
+    """A 7-class RecordIO pair (28 train, 14 val) with im2rec's .lst beside the train file."""
+    root = tmp_path_factory.mktemp('seven')
+    train = write_rec(str(root / 'train'), *synthetic_images(28, 7, seed=21, size=40))
+    val = write_rec(str(root / 'val'), *synthetic_images(14, 7, seed=22, size=40))
+    return dict(root=root, train=train[0], val=val[0])
+
+
+def test_resnet50_trains_a_few_steps_with_the_real_script(seven, tmp_path):
+    out = tmp_path / 'run'
+    proc = _script(['--model', 'se_resnet50', '--rec-train', seven['train'], '--rec-val',
+                    seven['val'], '--classes', '7', '--input-size', '32', '--batch-size', '4',
+                    '--epochs', '1', '--data-nthreads', '2', '--save-dir', str(out),
+                    '--export'], tmp_path)
+    # the senet preset (batch 1024, lr 0.6) scaled linearly to the global batch of 4
+    assert 'preset senet: SENet paper, Sec. 5.1' in proc.stderr
+    assert '0.6 x 4 / 1024 = 0.002344' in proc.stderr
+    assert 'epoch 1/1' in proc.stderr                      # the progress bar
+    row = _history(out)[0]
+    assert row['epoch'] == '1' and np.isfinite(float(row['train_loss']))
+    assert 0 <= float(row['test_top5_error']) <= float(row['test_error']) <= 1
+    assert float(row['lr']) == pytest.approx(0.6 * 4 / 1024)
+    config = json.loads((out / 'config.json').read_text())
+    assert (config['preset'], config['classes'], config['input_size']) == ('senet', 7, 32)
+    for name in ('train.log', 'training-curve.png', 'best.params', 'checkpoint.json',
+                 'export/se_resnet50-symbol.json', 'export/se_resnet50-0000.params'):
+        assert (out / name).exists(), name
+    assert "28 train records, 28 in this worker's shard, 7 batches of 4 an epoch" in \
+        (out / 'train.log').read_text()
+
+
+def test_benchmark_test_io_and_one_line_errors(seven, tmp_path):
+    proc = _script(['--model', TINY, '--preset', 'ini_imagenet', '--benchmark',
+                    '--benchmark-batches', '2', '--batch-size', '4', '--input-size', '32',
+                    '--classes', '10', '--no-progress'], tmp_path)
+    m = re.search(r'benchmark %s: ([0-9.]+) s an iteration, ([0-9.]+) images/s' % TINY,
+                  proc.stdout)
+    assert m and float(m.group(1)) > 0, proc.stdout + proc.stderr[-2000:]
+    proc = _script(['--rec-train', seven['train'], '--rec-val', seven['val'], '--test-io',
+                    '--batch-size', '4', '--input-size', '32', '--test-io-batches', '3'],
+                   tmp_path)
+    assert re.search(r'train pipeline \(train.rec\): 12 images in [0-9.]+ s = [0-9.]+ images/s',
+                     proc.stderr), proc.stderr
+    # 14 records at batch 4: one warm-up batch, then 4 + 4 + 2 (the filler rows not counted)
+    assert re.search(r'val pipeline \(val.rec\): 10 images', proc.stderr)
+    cases = [
+        (['--model', TINY, '--preset', 'senet', '--rec-train', str(tmp_path / 'none.rec'),
+          '--rec-val', seven['val']], [str(tmp_path / 'none.rec'), 'im2rec --list']),
+        (['--model', 'resnet50', '--rec-train', seven['train'], '--rec-val', seven['val'],
+          '--dtype', 'float16'], ['--dtype float16 needs --gpus']),
+        (['--model', 'resnet50', '--rec-train', seven['train'], '--rec-val', seven['val'],
+          '--classes', '5', '--save-dir', str(tmp_path / 'r5')], ['labels up to 6',
+                                                                  '--classes 7']),
+        (['--model', 'resnet50', '--rec-train', seven['train'], '--rec-val', seven['val'],
+          '--classes', '7'], ['--batch-size 1024', '28 records']),
+        (['--model', TINY, '--rec-train', seven['train'], '--rec-val', seven['val']],
+         ['no default training preset for imagenet', '--preset']),
+    ]
+    for args, needles in cases:
+        proc = _script(args, tmp_path, check=False)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+        for needle in needles:
+            assert needle in lines[0], (needle, lines[0])
+    assert not (tmp_path / 'r5').exists()
+
+
+def _run_until(args, cwd, predicate, timeout=300):
+    """Start the script, watch its stderr, SIGKILL it as soon as ``predicate(text)``."""
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.Popen([sys.executable, SCRIPT] + list(args), cwd=str(cwd), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seen, killed = [], threading.Event()
+
+    def watch():
+        buf = b''
+        while True:
+            chunk = proc.stderr.read1(4096)
+            if not chunk:
+                return
+            buf += chunk
+            seen.append(chunk)
+            if not killed.is_set() and predicate(buf.decode('utf8', 'replace')):
+                killed.set()
+                proc.send_signal(signal.SIGKILL)
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    proc.wait(timeout=timeout)
+    thread.join(timeout=10)
+    return proc.returncode, b''.join(seen).decode('utf8', 'replace')
+
+
+def _mid_epoch(text, epoch, total):
+    if epoch not in text:
+        return False
+    done = re.findall(r'\| *(\d+)/%d ' % total, text.split(epoch)[-1])
+    return any(2 <= int(n) <= total - 2 for n in done)
+
+
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(seven, tmp_path):
+    from cmpese.training import latest_checkpoint
+    args = ['--model', TINY, '--preset', 'cmpe_imagenet', '--rec-train', seven['train'],
+            '--rec-val', seven['val'], '--classes', '7', '--input-size', '32',
+            '--batch-size', '4', '--lr', '0.05', '--epochs', '3', '--lr-steps', '2',
+            '--seed', '9', '--data-nthreads', '2', '--mixup', '--mixup-off-epochs', '1']
+    _script(args + ['--save-dir', str(tmp_path / 'straight'), '--no-progress'], tmp_path)
+    killed = tmp_path / 'killed'
+    code, text = _run_until(args + ['--save-dir', str(killed)], tmp_path,
+                            lambda t: _mid_epoch(t, 'epoch 2/3', 7))
+    assert code == -signal.SIGKILL, text[-2000:]
+    assert latest_checkpoint(str(killed))['epoch'] == 1
+    proc = _script(args + ['--save-dir', str(killed), '--resume', '--no-progress'], tmp_path)
+    assert 'resumed from' in proc.stderr
+    rows, straight = _history(killed), _history(tmp_path / 'straight')
+    assert [r['epoch'] for r in rows] == ['1', '2', '3']
+    assert [r['mixup'] for r in rows] == ['True', 'True', 'False']
+    assert [float(r['lr']) for r in rows] == pytest.approx([0.05, 0.05, 0.005])
+    a = _params(tmp_path / 'straight' / 'epoch-0003.params')
+    b = _params(killed / 'epoch-0003.params')
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    assert [r['test_error'] for r in rows] == [r['test_error'] for r in straight]
+
+
+class _Worker(object):
+    def __init__(self, workers, rank):
+        self.num_workers, self.rank = workers, rank
+
+
+class _AsOneProcess(object):
+    """The batches the ``k`` workers read (their shards), stacked into one global batch,
+    so that device ``r`` of one process gets exactly worker ``r``'s rows."""
+
+    def __init__(self, parts):
+        self.parts = parts
+        self.batch_size = sum(p.batch_size for p in parts)
+        self.num_records = parts[0].num_records
+        self.num_samples = sum(p.num_samples for p in parts)
+        self.part_records, self.part_index = [sum(parts[0].part_records)], 0
+
+    def __len__(self):
+        return len(self.parts[0])
+
+    def epoch(self, e, mixup_alpha=0.0, start_batch=0):
+        for batches in zip(*(p.epoch(e, mixup_alpha, start_batch) for p in self.parts)):
+            yield (mx.nd.concat(*[b[0] for b in batches], dim=0),
+                   mx.nd.concat(*[b[1] for b in batches], dim=0))
+
+
+def test_dist_sync_two_workers_match_one_process_on_two_devices(seven, tmp_path, monkeypatch):
+    import importlib.util
+    from cmpese.training.launch import launch
+    args = ['--model', TINY, '--preset', 'ini_imagenet', '--rec-train', seven['train'],
+            '--rec-val', seven['val'], '--classes', '7', '--input-size', '32',
+            '--batch-size', '8', '--lr', '0.05', '--epochs', '1', '--seed', '4',
+            '--data-nthreads', '2', '--no-progress']
+    # one scheduler, one server and two workers on 127.0.0.1, each reading its own shard
+    results = launch([sys.executable, SCRIPT] + args + [
+        '--kvstore', 'dist_sync', '--save-dir', str(tmp_path / 'dist')], workers=2, servers=1,
+        env=dict(os.environ, OMP_NUM_THREADS='1'), cwd=str(tmp_path), timeout=600,
+        capture=True)
+    for code, _, err in results:
+        assert code == 0, err[-3000:]
+    # 28 records: shards of 14, 3 batches of 4 on each worker
+    assert any('(worker 1 of 2)' in err and "14 in this worker's shard, 3 batches of 4" in err
+               for _, _, err in results)
+    # the same script in this process on two CPU contexts, device r fed worker r's shard
+    spec = importlib.util.spec_from_file_location('train_imagenet_script', SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    original = script._loaders
+
+    def as_workers(cfg, kv, ctx):
+        shards = [original(cfg, _Worker(2, r), ctx) for r in range(2)]
+        return _AsOneProcess([train for train, _ in shards]), shards[0][1]
+    monkeypatch.setattr(script, '_loaders', as_workers)
+    assert script.main(args + ['--cpus', '2', '--save-dir', str(tmp_path / 'local')]) == 0
+    a = _params(tmp_path / 'local' / 'epoch-0001.params')
+    b = _params(tmp_path / 'dist' / 'epoch-0001.params')
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    assert _history(tmp_path / 'dist')[0]['test_error'] == \
+        _history(tmp_path / 'local')[0]['test_error']

@@ -329,14 +329,14 @@ class SyntheticLoader(object):
     the model's throughput without any data loading. Labels cycle through the classes."""
 
     def __init__(self, batch_size, input_size=224, classes=1000, batches=20, seed=0,
-                 train=True, ctx=None):
+                 train=True, ctx=None, dtype='float32'):
         import mxnet as mx
         rng = np.random.RandomState(seed)
         self.batch_size, self.batches, self.train = int(batch_size), int(batches), bool(train)
         self.classes = int(classes)
         self.data = mx.nd.array(rng.normal(size=(batch_size, 3, input_size, input_size)),
-                                dtype='float32', ctx=ctx or mx.cpu())
-        self.label = mx.nd.array(np.arange(batch_size) % classes, dtype='float32',
+                                dtype=dtype, ctx=ctx or mx.cpu())
+        self.label = mx.nd.array(np.arange(batch_size) % classes, dtype=dtype,
                                  ctx=ctx or mx.cpu())
         self.num_samples = self.batches * self.batch_size
 
