@@ -52,7 +52,8 @@ Run = collections.namedtuple('Run', 'key dataset mixup columns preset argv save_
 Run.__doc__ = """One training run behind one or more columns of a row (top-1 and top-5 come
 from the same run)."""
 
-_CMPE_CIFAR = (Column('C10', 'cifar10', False, 'err1'), Column('C10 mixup', 'cifar10', True, 'err1'),
+_CMPE_CIFAR = (Column('C10', 'cifar10', False, 'err1'),
+               Column('C10 mixup', 'cifar10', True, 'err1'),
                Column('C100', 'cifar100', False, 'err1'),
                Column('C100 mixup', 'cifar100', True, 'err1'))
 _IMAGENET = (Column('top-1', 'imagenet', False, 'err1'), Column('top-5', 'imagenet', False, 'err5'))
@@ -811,7 +812,8 @@ def reproduce_markdown(results=None, complexity=None):
            'python -m cmpese.reproduce --table cmpe-2 --row "CMPE-SE-WRN-28-10 1x1"',
            'python -m cmpese.reproduce --table cmpe-2 --row "CMPE-SE-WRN-28-10 1x1" '
            '--column C10 --run',
-           'python -m cmpese.reproduce --collect runs/reproduce/cmpe-2/cmpe_se_wrn28_10_1x1-cifar10',
+           'python -m cmpese.reproduce --collect '
+           'runs/reproduce/cmpe-2/cmpe_se_wrn28_10_1x1-cifar10',
            'python -m cmpese.reproduce --write-docs     # regenerates this page and '
            'docs/model_zoo.md', '```', '',
            'Commands name `--data-dir` only when given (`--data-dir DIR`); ImageNet commands '
@@ -949,9 +951,8 @@ def write_docs(docs_dir=None, results_path=None):
 
 def complexity_from_page(text):
     """``{model: (params, FLOPs or None)}`` read back from a generated docs/model_zoo.md or
-    docs/reproduce.md (the figures as printed there, for checking a page without measuring
-    every model again)."""
-    from .flops import format_flops  # noqa: F401  (the page's FLOP format)
+    docs/reproduce.md (the figures as printed there: '36.88M', format_flops' '5.244G'), for
+    checking a page without measuring every model again."""
     units = {'K': 1e3, 'M': 1e6, 'G': 1e9}
     out = {}
     header = None
