@@ -478,3 +478,54 @@ def test_dist_sync_two_workers_match_one_process_on_two_devices(seven, tmp_path,
         np.testing.assert_allclose(b[name], a[name], rtol=1e-4, atol=1e-5, err_msg=name)
     assert _history(tmp_path / 'dist')[0]['test_error'] == \
         _history(tmp_path / 'local')[0]['test_error']
+
+
+def test_float16_path_parts_that_run_on_a_cpu(pattern_rec):
+    """What of --dtype float16 runs without a GPU (MXNet 1.9.1 has no float16 GEMM on the
+    CPU, so no forward pass): the float16 batches, the cast network and the multi-precision
+    SGD update the GPU path uses."""
+    import cmpese
+    from mxnet import gluon
+    rec, idx = pattern_rec
+    kw = dict(batch_size=8, train=True, input_size=16, seed=2)
+    d32, l32 = next(RecordLoader(rec, idx, **kw).epoch(0))
+    d16, l16 = next(RecordLoader(rec, idx, dtype='float16', **kw).epoch(0))
+    assert d16.dtype == np.float16 and l16.dtype == np.float16
+    np.testing.assert_allclose(d16.asnumpy(), d32.asnumpy(), rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(l16.asnumpy(), l32.asnumpy())
+    net = cmpese.get_model('se_resnet50', classes=10)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    net.cast('float16')
+    params = net.collect_params()
+    dtypes = {name: p.data().dtype for name, p in params.items()}
+    assert all(t == np.float32 for n, t in dtypes.items() if 'bn' in n or 'batchnorm' in n)
+    assert any(t == np.float16 for t in dtypes.values())
+    # multi-precision SGD: float32 master weights, the float16 copy follows them
+    lr, wd, momentum = 0.1, 1e-4, 0.9
+    name = next(n for n, t in dtypes.items() if t == np.float16 and n.endswith('weight'))
+    p = params[name]
+    trainer = gluon.Trainer({name: p}, 'sgd', {'learning_rate': lr, 'wd': wd,
+                                               'momentum': momentum, 'multi_precision': True})
+    w0 = p.data().asnumpy().astype(np.float32)
+    g = np.random.RandomState(0).normal(size=p.shape).astype(np.float16)
+    with mx.autograd.record():     # d/dw sum(w * g) = g, with float16 element-wise ops only
+        y = (p.data() * mx.nd.array(g, dtype='float16')).sum()
+    y.backward()
+    trainer.step(1)
+    expect = w0 - lr * (g.astype(np.float32) + wd * w0)      # first step: momentum state 0
+    momentum_state, master = trainer._updaters[0].states[0]   # (momentum, float32 weights)
+    assert master.dtype == np.float32 and momentum_state.dtype == np.float32
+    np.testing.assert_allclose(master.asnumpy(), expect, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(p.data().asnumpy().astype(np.float32), expect, rtol=2e-3,
+                               atol=2e-3)
+
+
+def test_bfloat16_benchmark_runs_with_amp(tmp_path):
+    proc = _script(['--model', TINY, '--preset', 'ini_imagenet', '--benchmark',
+                    '--benchmark-batches', '2', '--batch-size', '4', '--input-size', '32',
+                    '--classes', '10', '--no-progress', '--dtype', 'bfloat16'], tmp_path)
+    m = re.search(r'benchmark %s: ([0-9.]+) s an iteration, ([0-9.]+) images/s .*bfloat16'
+                  % TINY, proc.stdout)
+    assert m, proc.stdout + proc.stderr[-2000:]
+    assert 'train loss nan' not in proc.stderr.lower()
