@@ -268,3 +268,15 @@ def test_bad_input_is_one_line_exit_2(runs, tmp_path, capsys):
     assert not os.path.exists(str(tmp_path / 'x.png'))
     with open(os.path.join(cmpe, 'config.json')) as f:
         assert json.load(f)['model'] == 'cmpe_se_preresnet20_1x1'
+
+
+def test_committed_pictures_are_readable():
+    """docs/img: the PNGs docs/visualize.md regenerates, at the sizes their plots make."""
+    sizes = {'unit_designs.png': (1380, 460), 'excitations.png': (933, 372),
+             'inner_maps_cmpe.png': (1100, 750), 'inner_maps_ini.png': (1100, 750),
+             'class_excitations.png': (1200, 650), 'gradcam.png': (1200, 480),
+             'curves.png': (1100, 400)}
+    folder = os.path.join(ROOT, 'docs', 'img')
+    assert sorted(f for f in os.listdir(folder) if f.endswith('.png')) == sorted(sizes)
+    for name, size in sizes.items():
+        _check(os.path.join(folder, name), size)
