@@ -277,6 +277,6 @@ def test_committed_pictures_are_readable():
              'class_excitations.png': (1200, 650), 'gradcam.png': (1200, 480),
              'curves.png': (1100, 400)}
     folder = os.path.join(ROOT, 'docs', 'img')
-    assert sorted(f for f in os.listdir(folder) if f.endswith('.png')) == sorted(sizes)
+    assert set(sizes) <= set(os.listdir(folder))
     for name, size in sizes.items():
         _check(os.path.join(folder, name), size)
