@@ -99,39 +99,45 @@ def test_matmul():
     assert r.total == 3 * 2 * 6
 
 
-def test_units_squeeze_and_rescale_are_pooling_and_elementwise_not_matmul():
-    """The units' squeeze (a dot by a row of 1/(H*W)) counts as an average pooling, one FLOP
-    per input element; the rescale's dot by a row of ones (contracted length 1) only spreads
-    s over the map and is free, its multiply being the elemwise_mul after it."""
-    from cmpese.units.base import scale, squeeze
-    x = data()
-    s = mx.sym.sigmoid(mx.sym.Flatten(squeeze(mx.sym, x)))          # (2, 4)
-    out = scale(mx.sym, x, s)
-    r = count_flops(out, (2, 4, 5, 6))
+@pytest.mark.parametrize('profile', ['train', 'reference'])
+def test_units_are_counted_with_their_reference_operators(profile):
+    """A block is traced with the units' reference operators whatever the training profile
+    is: the squeeze is a global average Pooling (one FLOP per input element), the rescale a
+    broadcast_mul (one per element), the eps-map average a mean (one per input element);
+    none of them is a multiply-add."""
+    from mxnet.gluon import HybridBlock
+    from cmpese.units import ops
+
+    class Unitish(HybridBlock):
+        def hybrid_forward(self, F, x):
+            s = F.sigmoid(F.Flatten(ops.squeeze(F, x)))                 # (2, 4)
+            return ops.channel_mean(F, ops.scale(F, x, s), 4)           # (2, 1, 5, 6)
+
     n = 2 * 4 * 5 * 6
+    with ops.using(profile):
+        r = count_flops(Unitish(), (2, 4, 5, 6))
     assert r.macs == 0
-    assert r.by_category['pool'] == n
-    # the one multiply, and the row of ones divided by its length (1 x 30)
-    assert r.by_category['elemwise'] == n + 30
-    assert r.by_category['act'] == 2 * 4
-    assert r.by_category['reduce'] == 30                           # that length: sum of ones
-    assert r.by_category['matmul'] == 0 and r.by_category['free'] == 0
-    # an ordinary dot by a variable is still a matrix product
-    a, b = mx.sym.var('a'), mx.sym.var('b')
-    assert count_flops(mx.sym.dot(a, b), {'a': (2, 3, 30), 'b': (30, 1)}).macs == 2 * 3 * 30
+    assert r.by_op == {'Pooling': n, 'Flatten': 0, 'sigmoid': 8, 'Reshape': 0,
+                       'broadcast_mul': n, 'mean': n}
+    assert r.by_category['pool'] == n and r.by_category['reduce'] == n
+    assert r.by_category['elemwise'] == n and r.by_category['act'] == 8
+    # the profile is left as it was
+    with ops.using(profile):
+        count_flops(Unitish(), (2, 4, 5, 6))
+        assert ops.get_impl() == ops.PROFILES[profile]
 
 
-def test_units_channel_mean_is_a_reduction_not_a_convolution():
-    """channel_mean is a 1x1 Convolution by a constant 1/C weight: counted like the mean over
-    channels it computes (one FLOP per input element, under reduce), not as multiply-adds."""
-    from cmpese.units.base import channel_mean
-    r = count_flops(channel_mean(mx.sym, data(), 6), (2, 6, 3, 5))
-    assert r.macs == 0
-    assert r.by_category['reduce'] == 2 * 6 * 3 * 5
-    assert r.by_category['elemwise'] == 6          # the weight row: ones * (1/6)
-    w = mx.sym.var('w')
-    conv = mx.sym.Convolution(data(), w, kernel=(1, 1), num_filter=1, no_bias=True)
-    assert count_flops(conv, {'data': (2, 6, 3, 5), 'w': (1, 6, 1, 1)}).macs == 2 * 3 * 5 * 6
+@pytest.mark.parametrize('name', ['se_preresnet20', 'cmpe_se_preresnet20_1x1',
+                                  'ini_preresnet20_mix_5_d'])
+def test_unit_models_count_the_same_under_every_profile(name):
+    from cmpese.units import ops
+    counts = []
+    for profile in ('train', 'reference'):
+        with ops.using(profile):
+            r = count_flops(cmpese.get_model(name, classes=10), (1, 3, 32, 32), include='all')
+        counts.append((r.total, r.by_category))
+    assert counts[0] == counts[1]
+    assert 'dot' not in count_flops(cmpese.get_model(name, classes=10)).by_op
 
 
 def test_cheap_ops_reported_not_included_by_default():

@@ -1,13 +1,18 @@
 """Export a model to MXNet symbol JSON + params (and optionally ONNX), and load it back.
 
     python -m cmpese.tools.export --model cmpe_se_wrn16_8_1x1 --prefix out/cmpe_se_wrn16_8_1x1 \
-        [--params trained.params] [--classes 100] [--onnx]
+        [--params trained.params] [--classes 100] [--fold] [--onnx [--onnx-optimized]]
 
 The exported pair deploys wherever MXNet runs (``SymbolBlock.imports``, ``mx.mod.Module``,
-the C++ predictor); ``--onnx`` also writes ``{prefix}.onnx`` for onnxruntime.
+the C++ predictor, ``cmpese.tools.deploy.Predictor``); ``--onnx`` also writes
+``{prefix}.onnx`` for onnxruntime, ``--onnx-optimized`` ``{prefix}.opt.onnx`` (onnxruntime's
+graph optimizations applied offline: BatchNorm folded into the convolutions before it,
+constants folded). ``--fold`` collapses every linear filter bank of the units (CMPE-SE
+pair-view, InI G-filters: filters, BatchNorm, average of the maps) into one filter with a
+bias (docs/export.md, :mod:`cmpese.tools.fold`). docs/export.md, docs/deploy.md.
 """
-import argparse
 import contextlib
+import json
 import logging
 import os
 import warnings
@@ -15,7 +20,10 @@ import warnings
 import mxnet as mx
 import numpy as np
 
-__all__ = ['export_model', 'export_onnx', 'load_exported', 'ONNX_OPSET']
+from ..errors import ArgumentParser, UserError
+
+__all__ = ['export_model', 'export_onnx', 'clean_onnx', 'optimize_onnx', 'load_exported',
+           'ONNX_OPSET', 'main']
 
 # mx2onnx in MXNet 1.9.1 emits opset-13 operators (ReduceMean with an ``axes`` attribute...)
 # but stamps the model with, and checks it against, the newest opset the installed onnx
@@ -24,16 +32,31 @@ __all__ = ['export_model', 'export_onnx', 'load_exported', 'ONNX_OPSET']
 ONNX_OPSET = 13
 
 
-def export_model(net, prefix, input_shape=(1, 3, 32, 32), epoch=0, ctx=None):
-    """Hybridize ``net``, run it once on zeros of ``input_shape`` and write
-    ``{prefix}-symbol.json`` and ``{prefix}-{epoch:04d}.params``. Returns the two paths."""
+def export_model(net, prefix, input_shape=(1, 3, 32, 32), epoch=0, ctx=None, ops='reference',
+                 fold=False):
+    """Write ``{prefix}-symbol.json`` and ``{prefix}-{epoch:04d}.params``; return the paths.
+
+    The graph is traced with the units' ``ops`` profile (:mod:`cmpese.units.ops`; default
+    ``'reference'``: global average Pooling, broadcast_mul, mean, which ONNX and oneDNN's
+    subgraph passes know natively and which inference runs fastest with), on zeros of
+    ``input_shape``. ``fold=True`` then collapses the units' linear filter banks in the
+    written files (:func:`cmpese.tools.fold.fold_exported`). ``net`` is left hybridized with
+    its cached graph cleared, so its next call traces the current default operators again.
+    """
+    from ..units import ops as unit_ops
     ctx = ctx or mx.cpu()
     directory = os.path.dirname(os.path.abspath(prefix))
     os.makedirs(directory, exist_ok=True)
+    with unit_ops.using(ops):
+        net.hybridize(static_alloc=True, static_shape=True)   # clears a graph traced before
+        net(mx.nd.zeros(input_shape, ctx=ctx))
+        net.export(prefix, epoch=epoch)
     net.hybridize(static_alloc=True, static_shape=True)
-    net(mx.nd.zeros(input_shape, ctx=ctx))
-    net.export(prefix, epoch=epoch)
-    return '%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, epoch)
+    files = '%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, epoch)
+    if fold:
+        from .fold import fold_exported
+        fold_exported(prefix, epoch)
+    return files
 
 
 @contextlib.contextmanager
@@ -51,41 +74,126 @@ def _onnx_opset(version):
         onnx.checker.DEFAULT_CONTEXT.opset_imports = checker_opsets
 
 
-class _DotNoteFilter(logging.Filter):
-    """mx2onnx warns on every ``dot`` that ONNX MatMul differs from MXNet's dot for inputs of
-    more than 2 dimensions. It differs only when the right operand has more than 2: the units'
-    dots are (N, C, K) by (K, M), where MatMul's broadcasting computes exactly MXNet's dot
-    (tests/test_export.py runs the ONNX models in onnxruntime and compares)."""
+class _ConverterNotes(logging.Filter):
+    """mx2onnx logs one INFO line per graph node ("Converting idx: ...") and a few more per
+    model on the root logger; none is of use to a user of the exporter. Its warning that
+    ONNX MatMul differs from MXNet's ``dot`` for operands of more than 2 dimensions does
+    not apply to the units (the reference operators have no ``dot``; the training ones
+    multiply (N, C, K) by a 2-D (K, M), where MatMul's broadcasting is MXNet's dot), so it
+    is dropped too. Every other warning passes."""
 
     def filter(self, record):
-        return 'Converting dot operator' not in record.getMessage()
+        if 'Converting dot operator' in record.getMessage():
+            return False
+        return not (record.levelno < logging.WARNING and 'mx2onnx' in record.pathname)
 
 
 @contextlib.contextmanager
-def _quiet_dot_note():
-    note = _DotNoteFilter()
+def _quiet_converter():
+    notes = _ConverterNotes()
     root = logging.getLogger()
-    root.addFilter(note)
+    root.addFilter(notes)
     try:
         yield
     finally:
-        root.removeFilter(note)
+        root.removeFilter(notes)
 
 
-def export_onnx(symbol_file, params_file, onnx_file, input_shape=(1, 3, 32, 32),
-                dynamic_batch=True):
-    """Convert an exported symbol + params to ONNX (batch axis dynamic by default)."""
+def _need_onnx():
     try:
         import onnx  # noqa: F401
     except ImportError:
-        raise ImportError('ONNX export needs the onnx package: pip install "onnx<1.17" '
-                          '(and "onnxruntime<1.20" to run it), or pip install cmpese[onnx]')
+        raise UserError('ONNX export needs the onnx package: pip install "onnx<1.17" (and '
+                        '"onnxruntime<1.20" to run it), or pip install cmpese[onnx]')
+
+
+def clean_onnx(onnx_file):
+    """Take the initializers out of the graph inputs (mx2onnx lists every weight as an input,
+    so that onnxruntime warns per weight and cannot fold constants or BatchNorm), check the
+    model with ``onnx.checker`` (full check, shape inference included) and save it in place.
+    Returns the number of inputs removed."""
+    import onnx
+    model = onnx.load(onnx_file)
+    weights = {init.name for init in model.graph.initializer}
+    keep = [i for i in model.graph.input if i.name not in weights]
+    removed = len(model.graph.input) - len(keep)
+    del model.graph.input[:]
+    model.graph.input.extend(keep)
+    # constants mx2onnx creates and then does not use (the axis of a split...): onnxruntime
+    # warns about each one
+    used = {name for node in model.graph.node for name in node.input}
+    used.update(o.name for o in model.graph.output)
+    kept = [init for init in model.graph.initializer if init.name in used]
+    if len(kept) < len(model.graph.initializer):
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(kept)
+    with _onnx_opset(ONNX_OPSET):
+        onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, onnx_file)
+    return removed
+
+
+def optimize_onnx(onnx_file, optimized_file=None):
+    """Save onnxruntime's offline-optimized graph of ``onnx_file`` (level ORT_ENABLE_EXTENDED:
+    constant folding, Conv + BatchNorm / Add / Mul fusion, Gemm + activation fusion...; the
+    hardware-specific layout passes of ORT_ENABLE_ALL are left for load time) to
+    ``optimized_file`` (default ``{name}.opt.onnx``). It runs in onnxruntime only (fused
+    operators of its ``com.microsoft`` domain). Returns the path."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise UserError('the optimized ONNX model is written by onnxruntime: pip install '
+                        '"onnxruntime<1.20"')
+    optimized_file = optimized_file or os.path.splitext(onnx_file)[0] + '.opt.onnx'
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = optimized_file
+    ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
+    return optimized_file
+
+
+def _load(symbol_file, params_file):
+    symbol = mx.sym.load(symbol_file)
+    arg_params, aux_params = {}, {}
+    for key, value in mx.nd.load(params_file).items():
+        kind, name = key.split(':', 1)
+        (arg_params if kind == 'arg' else aux_params)[name] = value
+    return symbol, arg_params, aux_params
+
+
+def _unit_gammas(symbol, params):
+    """A BatchNorm with ``fix_gamma`` (Gluon's ``scale=False``, and the symbol API's default)
+    multiplies by 1 whatever its stored gamma holds; mx2onnx copies the stored gamma into
+    ONNX BatchNormalization's scale. Give those BNs a gamma of ones (in ``params``)."""
+    nodes = json.loads(symbol.tojson())['nodes']
+    for node in nodes:
+        attrs = node.get('attrs', node.get('param', {}))
+        if node['op'] == 'BatchNorm' and \
+                str(attrs.get('fix_gamma', 'True')).lower() in ('true', '1'):
+            gamma = nodes[node['inputs'][1][0]]['name']
+            if gamma in params:
+                params[gamma] = mx.nd.ones_like(params[gamma])
+
+
+def export_onnx(symbol_file, params_file, onnx_file, input_shape=(1, 3, 32, 32),
+                dynamic_batch=True, optimized_file=None):
+    """Convert an exported symbol + params to ONNX (batch axis dynamic by default), cleaned
+    and checked by :func:`clean_onnx`; ``optimized_file`` (a path, or True for
+    ``{name}.opt.onnx``) also saves :func:`optimize_onnx`'s model. Returns the ONNX path."""
+    _need_onnx()
     kwargs = {}
     if dynamic_batch:
         kwargs = dict(dynamic=True, dynamic_input_shapes=[(None,) + tuple(input_shape[1:])])
-    with _onnx_opset(ONNX_OPSET), _quiet_dot_note():
-        return mx.onnx.export_model(symbol_file, params_file, [tuple(input_shape)], np.float32,
+    symbol, arg_params, aux_params = _load(symbol_file, params_file)
+    params = dict(arg_params, **aux_params)
+    _unit_gammas(symbol, params)
+    with _onnx_opset(ONNX_OPSET), _quiet_converter():
+        path = mx.onnx.export_model(symbol, params, [tuple(input_shape)], np.float32,
                                     onnx_file, **kwargs)
+    clean_onnx(path)
+    if optimized_file:
+        optimize_onnx(path, None if optimized_file is True else optimized_file)
+    return path
 
 
 def load_exported(prefix, epoch=0, ctx=None, input_name='data'):
@@ -93,38 +201,110 @@ def load_exported(prefix, epoch=0, ctx=None, input_name='data'):
     symbol_file, params_file = '%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, epoch)
     for path in (symbol_file, params_file):
         if not os.path.isfile(path):
-            raise FileNotFoundError('%s not found: export_model(net, %r) writes it' % (path, prefix))
+            raise FileNotFoundError('%s not found: export_model(net, %r) writes it'
+                                    % (path, prefix))
     with warnings.catch_warnings():  # MXNet warns that the input has no type yet
         warnings.simplefilter('ignore')
         return mx.gluon.SymbolBlock.imports(symbol_file, [input_name], params_file,
                                             ctx=ctx or mx.cpu())
 
 
+# --------------------------------------------------------------------------- command line
+def _build(name, classes):
+    from ..model_zoo import get_model, get_model_info
+    try:
+        info = get_model_info(name)
+    except ValueError as err:
+        raise UserError('--model: %s' % str(err).strip('"'))
+    try:
+        return get_model(name, classes=classes), info
+    except (TypeError, ValueError) as err:
+        raise UserError('--model %s%s: %s' % (name, '' if classes is None else
+                                              ' --classes %d' % classes, str(err).strip('"')))
+
+
+def _load_params(net, path, classes, classes_given):
+    """``net.load_parameters(path)`` with every failure as one line naming ``--params``."""
+    if not os.path.isfile(path):
+        raise UserError('--params %s: no such file; pass the parameters a training run saved '
+                        '(e.g. RUN_DIR/model-best.params), or leave --params out to export '
+                        'random weights' % path)
+    try:
+        saved = mx.nd.load(path)
+    except mx.base.MXNetError:
+        raise UserError('--params %s is not an MXNet parameter file (net.save_parameters '
+                        'writes one)' % path)
+    if not isinstance(saved, dict):
+        raise UserError('--params %s holds an unnamed list of arrays, not the named parameters '
+                        'net.save_parameters writes' % path)
+    # structural names, as net.save_parameters writes them (Gluon has no public accessor)
+    ours = net._collect_params_with_prefix()
+    for key, param in ours.items():
+        want, got = tuple(param.shape), tuple(saved[key].shape) if key in saved else None
+        if got is None or 0 in want or got == want:
+            continue
+        if want[0] == classes and got[1:] == want[1:]:      # the classifier's weight or bias
+            raise UserError('--params %s was trained with %d classes, but the model is built '
+                            'with %d (%s); pass --classes %d'
+                            % (path, got[0], classes, '--classes' if classes_given else
+                               'its default', got[0]))
+        raise UserError('--params %s does not fit --model: %s has shape %s there, %s in the '
+                        'model; pass the parameters of the same model and options'
+                        % (path, key, got, want))
+    try:
+        net.load_parameters(path)
+    except (AssertionError, mx.base.MXNetError, ValueError) as err:
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError('--params %s does not fit --model (%s); pass the parameters of the '
+                        'same model and options' % (path, text))
+
+
 def main(argv=None):
-    from ..model_zoo import get_model
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog='python -m cmpese.tools.export',
+                            description=__doc__.split('\n\n')[0])
     parser.add_argument('--model', required=True, help='zoo name, e.g. cmpe_se_wrn28_10_1x1')
     parser.add_argument('--prefix', required=True, help='output path prefix')
     parser.add_argument('--params', help='trained parameters (net.save_parameters file); '
                                          'random initialisation when omitted')
-    parser.add_argument('--classes', type=int, default=10)
-    parser.add_argument('--input-size', type=int, default=32)
+    parser.add_argument('--classes', type=int, help="output classes (the model's default: "
+                                                    '10 for CIFAR nets, 1000 for ImageNet)')
+    parser.add_argument('--input-size', type=int,
+                        help="input height and width (the model's: 32 CIFAR, 224 ImageNet)")
+    parser.add_argument('--fold', action='store_true',
+                        help="collapse the units' filter banks (filters + BN + average) into "
+                             'one filter with a bias each (same outputs, fewer operators)')
     parser.add_argument('--onnx', action='store_true', help='also write {prefix}.onnx')
+    parser.add_argument('--onnx-optimized', action='store_true',
+                        help="also write {prefix}.opt.onnx, onnxruntime's offline-optimized "
+                             'graph (implies --onnx)')
     args = parser.parse_args(argv)
+    for flag in ('classes', 'input_size'):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UserError('--%s must be a positive integer, got %d'
+                            % (flag.replace('_', '-'), value))
+    if args.onnx or args.onnx_optimized:
+        _need_onnx()
     logging.basicConfig(level=logging.INFO, format='%(message)s')
-    net = get_model(args.model, classes=args.classes)
+    net, info = _build(args.model, args.classes)
+    classes = args.classes or info.classes
     if args.params:
-        net.load_parameters(args.params)
+        _load_params(net, args.params, classes, args.classes is not None)
     else:
         logging.warning('no --params given: exporting randomly initialised weights')
         net.initialize(mx.init.Xavier())
-    shape = (1, 3, args.input_size, args.input_size)
-    sym, params = export_model(net, args.prefix, shape)
-    logging.info('wrote %s and %s', sym, params)
-    if args.onnx:
-        logging.info('wrote %s', export_onnx(sym, params, args.prefix + '.onnx', shape))
+    size = args.input_size or info.input_size
+    shape = (1, 3, size, size)
+    sym, params = export_model(net, args.prefix, shape, fold=args.fold)
+    logging.info('wrote %s and %s%s', sym, params, ' (filter banks folded)' if args.fold else '')
+    if args.onnx or args.onnx_optimized:
+        path = export_onnx(sym, params, args.prefix + '.onnx', shape,
+                           optimized_file=args.onnx_optimized or None)
+        logging.info('wrote %s%s', path, ' and %s.opt.onnx' % args.prefix
+                     if args.onnx_optimized else '')
 
 
 if __name__ == '__main__':
-    main()
+    import sys
+    from ..errors import run
+    sys.exit(run(main, prog='python -m cmpese.tools.export'))

@@ -99,42 +99,6 @@ def _contracted_length(op, attrs, in_shapes):
     return int(a[-2] if op == 'batch_dot' else a[0])
 
 
-# Operators through which a constant stays a constant of the same kind (a row of ones, or
-# of 1/K after a division by its own sum).
-_CONSTANT_PASSTHROUGH = {'BlockGrad', 'stop_gradient', 'Reshape', 'reshape', 'broadcast_div',
-                         '_div_scalar', '_mul_scalar', 'transpose'}
-
-
-def _is_constant_ones(nodes, nid):
-    """True when node ``nid`` is a ones_like / _ones, possibly behind BlockGrad, reshapes and
-    scalings (the constant rows the units' squeeze and rescale multiply by)."""
-    for _ in range(8):
-        node = nodes[nid]
-        if node['op'] in ('ones_like', '_ones'):
-            return True
-        if node['op'] not in _CONSTANT_PASSTHROUGH or not node['inputs']:
-            return False
-        nid = node['inputs'][0][0]
-    return False
-
-
-def _constant_ones_category(op, node, nodes, attrs, in_shapes):
-    """The category of a product by a constant of ones, which is not a product at all; None
-    for any other node.
-
-    x . (row of 1/K) averages over K (the units' squeeze: 'pool', like an average pooling);
-    s . (row of ones) with K = 1 spreads s over the map (the rescale's broadcast: 'free', its
-    multiply is the elemwise_mul after it); a Convolution by a constant 1/C weight is the
-    mean over channels (the eps-map average: 'reduce', like ``mean``).
-    """
-    if op == 'dot' and any(_is_constant_ones(nodes, i[0]) for i in node['inputs']):
-        return 'free' if _contracted_length(op, attrs, in_shapes) == 1 else 'pool'
-    if op in _CONV and len(node['inputs']) > 1 and _is_constant_ones(nodes,
-                                                                     node['inputs'][1][0]):
-        return 'reduce'
-    return None
-
-
 def _category(op):
     if op in _CONV or op in _DECONV:
         return 'conv'
@@ -223,7 +187,11 @@ def _as_symbol(net_or_symbol, input_name):
     if isinstance(net_or_symbol, mx.sym.Symbol):
         return net_or_symbol, None
     if isinstance(net_or_symbol, mx.gluon.HybridBlock):
-        out = net_or_symbol(mx.sym.var(input_name))
+        # the units' reference operators (global average Pooling, broadcast_mul, mean): what
+        # the equations compute, whichever faster operators training traces (units/ops.py)
+        from ..units import ops
+        with ops.using('reference'):
+            out = net_or_symbol(mx.sym.var(input_name))
         if isinstance(out, (list, tuple)):
             out = mx.sym.Group(list(out))
         return out, net_or_symbol
@@ -253,7 +221,9 @@ def count_flops(net_or_symbol, input_shape=(1, 3, 32, 32), include='macs', input
     ----------
     net_or_symbol : gluon.HybridBlock or mx.sym.Symbol
         A block is called on ``mx.sym.var(input_name)`` to get its graph (it need not be
-        initialized or hybridized).
+        initialized or hybridized), with the units' reference operators
+        (:mod:`cmpese.units.ops`): their squeeze is a global average Pooling, their rescale a
+        broadcast_mul, their eps-map average a mean, counted as such.
     input_shape : tuple or dict
         Shape of the input (batch included), or ``{input name: shape}`` for several inputs.
     include : 'macs', 'all' or iterable of categories
@@ -268,14 +238,7 @@ def count_flops(net_or_symbol, input_shape=(1, 3, 32, 32), include='macs', input
       per output element when it has a bias. Deconvolution: input elements x prod(kernel) x
       out_channels / groups, plus the bias likewise.
     * ``fc`` -- FullyConnected: output elements x in_units, plus one per output for the bias.
-    * ``matmul`` -- dot / batch_dot: output elements x the contracted length (a batch_dot
-      whose contracted length is 1 is an outer product, i.e. a broadcast multiply: counted
-      under ``elemwise``). A dot by a constant row of ones (``ones_like``, possibly behind
-      ``BlockGrad``, reshapes or a division by its own sum) is not a matrix product: with a
-      contracted length K > 1 it is the units' squeeze, an average over K, counted under
-      ``pool`` as one FLOP per input element; with K = 1 it is the rescale's broadcast of s
-      over the map (``free``; its multiply is the ``elemwise_mul`` that follows). Likewise a
-      Convolution whose weight is such a constant is the units' channel mean: ``reduce``.
+    * ``matmul`` -- dot / batch_dot: output elements x the contracted length.
     * ``pool`` -- Pooling (max or average): output elements x window size (global pooling:
       the input's spatial size); adaptive average pooling: input elements.
     * ``norm`` (BatchNorm, LayerNorm, ...), ``act`` (Activation, relu, sigmoid, softmax,
@@ -333,19 +296,11 @@ def count_flops(net_or_symbol, input_shape=(1, 3, 32, 32), include='macs', input
         in_shapes = [entry_shape(i[0], i[1]) for i in node['inputs']]
         out_shape = entry_shape(nid, 0)
         category = _category(op)
-        averaging = _constant_ones_category(op, node, nodes, attrs, in_shapes)
-        if averaging:
-            category = averaging
-        elif op == 'batch_dot' and _contracted_length(op, attrs, in_shapes) == 1:
-            category = 'elemwise'   # an outer product: a broadcast multiply
         needed = in_shapes + [out_shape] if category != 'free' else []
         if any(s is None or len(s) == 0 or 0 in s for s in needed):   # () = not inferred
             raise ValueError('cannot infer the shapes around %s node %r from input shapes %s'
                              % (op, node['name'], input_shapes))
-        if averaging:   # a mean: one FLOP per input element; a broadcast: none
-            flops = 0 if category == 'free' else _numel(in_shapes[0])
-        else:
-            flops = _node_flops(op, attrs, in_shapes, out_shape)
+        flops = _node_flops(op, attrs, in_shapes, out_shape)
         if category == 'other' and op not in unknown:
             unknown.append(op)
         by_op[op] = by_op.get(op, 0) + flops
