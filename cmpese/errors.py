@@ -117,6 +117,19 @@ def _to_log_files(text):
             h.handle(record)
 
 
+def _dist_active():
+    """Whether this process created a dist kvstore (cmpese.training.kvstore.ACTIVE)."""
+    module = sys.modules.get('cmpese.training.kvstore')
+    return bool(module is not None and getattr(module, 'ACTIVE', None))
+
+
+def _print_traceback(hard):
+    """Before an ``os._exit`` the interpreter prints no traceback: print it here."""
+    if hard is not None:
+        import traceback
+        traceback.print_exc()
+
+
 def _signal_name(signum):
     try:
         return signal.Signals(signum).name
@@ -149,7 +162,9 @@ def run(main, argv=None, prog=None):
         code = main(argv)
         return 0 if code is None else int(code)
     except Interrupted as err:
+        hard = err.code if _dist_active() else None
         if debug:
+            _print_traceback(hard)
             raise
         text = err.message
         if _signal_name(err.signum) not in text:
@@ -158,15 +173,23 @@ def run(main, argv=None, prog=None):
         _to_log_files(text)
         return err.code
     except USER_ERRORS as err:
+        code = getattr(err, 'exit_code', EXIT_USER)
+        if getattr(err, 'hard_exit', False) or _dist_active():
+            hard = code
         if debug:
+            _print_traceback(hard)
             raise
         text = str(err).strip().strip('"')
         sys.stderr.write('%s: error: %s\n' % (prog, text))
         _to_log_files('error: ' + text)
-        code = getattr(err, 'exit_code', EXIT_USER)
-        if getattr(err, 'hard_exit', False):
-            hard = code
         return code
+    except SystemExit:
+        raise
+    except BaseException:
+        if _dist_active():     # a bug: show it, but do not wait for the other workers
+            hard = 1
+            _print_traceback(hard)
+        raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -196,6 +196,18 @@ class DistSync(object):
         mx.nd.waitall()
 
 
+def average_aux(net):
+    """Set every copy of the BN running statistics (the parameters without a gradient) to
+    their mean over the devices, computed as ``save_parameters`` computes the value it
+    writes; so the parameters in memory equal those a checkpoint restores."""
+    for p in net.collect_params().values():
+        if p.grad_req == 'null' and len(p.list_ctx()) > 1:
+            data = p.list_data()
+            mean = mx.nd.add_n(*(d.copyto(mx.cpu()) for d in data)) / len(data)
+            for d in data:
+                d[:] = mean.as_in_context(d.context)
+
+
 # ---------------------------------------------------------------- batches and metrics
 
 def unpack_batch(batch):
@@ -300,13 +312,19 @@ class Run(object):
         return 'the last %s checkpoint is epoch-%04d (after epoch %d) in %s' % (
             adjective, self.checkpoint_epoch, self.checkpoint_epoch, self.save_dir)
 
+    def advice(self):
+        """What to run after a NaN stop: options that ``--resume`` accepts."""
+        where = ('continue from it' if self.checkpoint_epoch is not None else
+                 'start again from epoch 1')
+        return ('%s with a lower rate: --resume --lr %.4g (same --save-dir; or check the data)'
+                % (where, self.cfg['lr'] / 10))
+
     def diverged(self, what, value, epoch, iteration):
-        lr = self.trainer.learning_rate
         raise TrainingDiverged(
             '%s became %s at epoch %d, iteration %d (learning rate %.4g); nothing was '
-            'updated or saved with it, and %s. Continue from there with a lower rate: '
-            '--resume --lr %.4g (same --save-dir; or check the data).'
-            % (what, value, epoch, iteration, lr, self.good_checkpoint(), self.cfg['lr'] / 10))
+            'updated or saved with it, and %s. To %s.'
+            % (what, value, epoch, iteration, self.trainer.learning_rate, self.good_checkpoint(),
+               self.advice()))
 
 
 def train_epoch(run, data, epoch, progress=True):
@@ -375,12 +393,11 @@ def finite_check_hook(run, row):
     bad = find_nonfinite(run.net)
     if bad:
         raise TrainingDiverged(
-            '%s of %s %s not finite after epoch %d (learning rate %.4g); nothing of this epoch '
-            'was saved, and %s. Continue from there with a lower rate: --resume --lr %.4g '
-            '(same --save-dir).' % (
+            '%s of the parameters %s not finite after epoch %d (learning rate %.4g); nothing '
+            'of this epoch was saved, and %s. To %s.' % (
                 ', '.join(bad[:3]) + (' and %d more' % (len(bad) - 3) if len(bad) > 3 else ''),
-                'the parameters', 'is' if len(bad) == 1 else 'are', row['epoch'], row['lr'],
-                run.good_checkpoint(), run.cfg['lr'] / 10))
+                'is' if len(bad) == 1 else 'are', row['epoch'], row['lr'],
+                run.good_checkpoint(), run.advice()))
 
 
 def best_model_hook(run, row):
@@ -460,6 +477,7 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
     run = Run(net, cfg, ctx, save_dir, kv, iters, epochs)
     state = run.state
     if run.lead:
+        os.makedirs(save_dir, exist_ok=True)
         for path in remove_stale_temps(save_dir):
             log.info('removed %s, left by an interrupted write', path)
     if resume:
@@ -499,8 +517,12 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
     try:
         for epoch in range(run.start, epochs):
             figures = train_epoch(run, train_data, epoch, progress)
-            if run.sync is not None:   # one set of BN statistics for the whole cluster
+            # one set of BN statistics for all devices (of all workers): what a checkpoint
+            # holds, so that a resumed run continues from exactly the same values
+            if run.sync is not None:
                 run.sync.average_aux()
+            elif len(ctx) > 1:
+                average_aux(net)
             result = evaluate(net, val_data, ctx, run.classes)
             row = dict(epoch=epoch + 1, lr=run.trainer.learning_rate, mixup=figures['mixup'],
                        train_loss=figures['train_loss'], train_error=figures['train_error'],

@@ -7,7 +7,9 @@ connects to ``DMLC_PS_ROOT_URI:DMLC_PS_ROOT_PORT`` over TCP (retrying until the 
 the scheduler may start a moment after the worker), and finally creates the kvstore in a
 daemon thread that it waits for with the same deadline. A missed deadline is a one-line
 :class:`~cmpese.errors.UserError` (the process then ends with ``os._exit``: the C++ call
-cannot be cancelled).
+cannot be cancelled). Once a dist kvstore exists, a process that fails also ends with
+``os._exit`` (see :data:`ACTIVE`), so that one worker's error never leaves it waiting at
+exit for the others.
 """
 import os
 import socket
@@ -17,7 +19,12 @@ import time
 from ..errors import UserError
 
 __all__ = ['create_kvstore', 'dist_environment', 'wait_for_scheduler', 'DMLC_VARS',
-           'DistError']
+           'DistError', 'ACTIVE']
+
+# The dist kvstores this process created. While one exists, cmpese.errors.run ends a failing
+# process with os._exit: a normal exit runs ps-lite's Finalize, a barrier with the other
+# workers, which would wait for ever for workers that are still training (or dead).
+ACTIVE = []
 
 DMLC_VARS = ('DMLC_ROLE', 'DMLC_PS_ROOT_URI', 'DMLC_PS_ROOT_PORT', 'DMLC_NUM_SERVER',
              'DMLC_NUM_WORKER')
@@ -108,4 +115,5 @@ def create_kvstore(kind, timeout=60.0):
         raise err
     if 'error' in box:
         raise box['error']
+    ACTIVE.append(box['kv'])
     return box['kv']
