@@ -86,11 +86,8 @@ def _load_net(args, classes, ctx, input_shape):
         if not os.path.isfile(params):
             raise UserError('--params %s does not exist; give the .params written beside '
                             '%s' % (params, args.symbol))
-        import warnings
-        with warnings.catch_warnings():   # MXNet warns that the input has no type yet
-            warnings.simplefilter('ignore')
-            net = mx.gluon.SymbolBlock.imports(args.symbol, ['data'], params, ctx=ctx)
-        return net, '%s (%s)' % (os.path.basename(args.symbol), params)
+        net, runtime = _exported(args, params, ctx, input_shape)
+        return net, '%s (%s; runtime %s)' % (os.path.basename(args.symbol), params, runtime)
     if not args.model:
         raise UserError('give --model NAME with --params FILE, or --symbol FILE of an exported '
                         'model')
@@ -114,6 +111,49 @@ def _load_net(args, classes, ctx, input_shape):
                         % (args.params, args.model, classes, first))
     net.hybridize(static_alloc=True, static_shape=True)
     return net, '%s (%s)' % (args.model, args.params)
+
+
+class _PredictorNet(object):
+    """A :class:`cmpese.tools.deploy.Predictor` called like a network on NDArray batches."""
+
+    def __init__(self, predictor):
+        self.predictor = predictor
+
+    def __call__(self, x):
+        import mxnet as mx
+        return mx.nd.array(self.predictor(x.asnumpy()), ctx=x.context)
+
+
+def _exported(args, params, ctx, input_shape):
+    """``(callable network, runtime name)`` of an exported model: the predictor of
+    cmpese.tools.deploy (onnxruntime or MXNet + oneDNN, ``--runtime``) on the CPU when that
+    module is present and the files follow the export's naming, else MXNet's
+    ``SymbolBlock`` on ``ctx``."""
+    import re
+    import mxnet as mx
+    prefix = args.symbol[:-len('-symbol.json')] if args.symbol.endswith('-symbol.json') \
+        else None
+    match = re.search(r'-(\d{4})\.params$', params)
+    on_cpu = all(c.device_type == 'cpu' for c in ctx) and len(ctx) == 1
+    if prefix and match and on_cpu and params == '%s-%s.params' % (prefix, match.group(1)):
+        try:
+            from .tools.deploy import Predictor
+        except ImportError:
+            Predictor = None
+        if Predictor is not None:
+            predictor = Predictor(prefix, runtime=args.runtime, epoch=int(match.group(1)),
+                                  input_shape=tuple(input_shape[1:]))
+            return _PredictorNet(predictor), predictor.runtime
+    if args.runtime not in ('auto', 'mxnet'):
+        from .errors import UserError
+        raise UserError('--runtime %s needs cmpese.tools.deploy, one CPU device and the '
+                        'export\'s file names (<prefix>-symbol.json, <prefix>-NNNN.params)'
+                        % args.runtime)
+    import warnings
+    with warnings.catch_warnings():   # MXNet warns that the input has no type yet
+        warnings.simplefilter('ignore')
+        net = mx.gluon.SymbolBlock.imports(args.symbol, ['data'], params, ctx=ctx)
+    return net, 'mxnet SymbolBlock'
 
 
 def _complexity(net, args, input_shape):
@@ -234,6 +274,9 @@ def build_parser():
                                     'the .params of --symbol')
     p.add_argument('--symbol', help='an exported <prefix>-symbol.json instead of --model')
     p.add_argument('--model-args', default='{}', help='JSON keyword arguments of the builder')
+    p.add_argument('--runtime', default='auto', choices=('auto', 'onnxruntime', 'mxnet'),
+                   help='--symbol: the cmpese.tools.deploy predictor\'s runtime (auto: the '
+                        'fastest installed)')
     p.add_argument('--rec-val', help='ImageNet-format validation RecordIO (im2rec)')
     p.add_argument('--rec-val-idx', help='its .idx (default: beside the .rec, optional)')
     p.add_argument('--dataset', choices=('cifar10', 'cifar100', 'svhn', 'digits'),

@@ -77,14 +77,21 @@ def test_exported_symbol_gives_the_same_figures(model_and_rec, capsys):
     net = cmpese.get_model(TINY, classes=CLASSES)
     net.load_parameters(m['params'])
     sym, params = export_model(net, str(m['root'] / 'export' / TINY), (1, 3, 32, 32))
-    out = str(m['root'] / 's.json')
-    assert run(main, ['--symbol', sym, '--params', params, '--rec-val', m['rec'],
-                      '--batch-size', '3', '--classes', str(CLASSES), '--input-size', '32',
-                      '--json', out]) == 0
-    r = json.load(open(out))
+    try:     # the predictor of cmpese.tools.deploy when present, else a SymbolBlock
+        __import__('cmpese.tools.deploy')
+        runtimes = {'auto': 'onnxruntime', 'mxnet': 'mxnet'}
+    except ImportError:
+        runtimes = {'auto': 'mxnet SymbolBlock'}
     top1, top5 = _hand_errors(m['net'], m['rec'], m['idx'])
-    assert r['images'] == 10 and r['top1_error'] == pytest.approx(top1)
-    assert r['top5_error'] == pytest.approx(top5)
+    for runtime, shown in runtimes.items():
+        out = str(m['root'] / ('s-%s.json' % runtime))
+        assert run(main, ['--symbol', sym, '--params', params, '--rec-val', m['rec'],
+                          '--batch-size', '3', '--classes', str(CLASSES), '--input-size', '32',
+                          '--runtime', runtime, '--json', out]) == 0
+        r = json.load(open(out))
+        assert 'runtime %s)' % shown in r['model']
+        assert r['images'] == 10 and r['top1_error'] == pytest.approx(top1)
+        assert r['top5_error'] == pytest.approx(top5)
     # an exported model counts its symbol's arguments: every parameter but the BN running
     # statistics, so also the frozen scale/shift of the input BN (3 + 3) that training skips
     args = sum(int(np.prod(p.shape)) for name, p in m['net'].collect_params().items()
