@@ -339,11 +339,12 @@ def test_readme_main_job_reaches_95_percent_on_digits(tmp_path):
     assert (out / 'export' / 'cmpe_se_preresnet20_1x1-symbol.json').exists()
 
 
-def _run_until(args, cwd, predicate, timeout=300):
-    """Start the script, watch its stderr, SIGKILL it as soon as ``predicate(text)``."""
+def _run_until(args, cwd, predicate, timeout=300, sig=signal.SIGKILL):
+    """Start the script, watch its stderr, send ``sig`` as soon as ``predicate(text)``."""
     env = dict(os.environ, OMP_NUM_THREADS='1')
     proc = subprocess.Popen([sys.executable, SCRIPT] + list(args), cwd=str(cwd), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     killed = threading.Event()
 
@@ -358,7 +359,7 @@ def _run_until(args, cwd, predicate, timeout=300):
             seen.append(chunk)
             if not killed.is_set() and predicate(buf.decode('utf8', 'replace')):
                 killed.set()
-                proc.send_signal(signal.SIGKILL)
+                proc.send_signal(sig)
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     proc.wait(timeout=timeout)
@@ -374,12 +375,30 @@ def _mid_epoch(text, epoch, total):
     return any(2 <= int(n) <= total - 3 for n in done)
 
 
-def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(cifar_dir, tmp_path):
-    args = ['--model', TINY, '--data-dir', str(cifar_dir), '--no-download', '--epochs', '3',
+def _resume_args(cifar_dir):
+    return ['--model', TINY, '--data-dir', str(cifar_dir), '--no-download', '--epochs', '3',
             '--batch-size', '8', '--lr', '0.05', '--lr-steps', '2', '--mixup',
             '--mixup-off-epochs', '1', '--seed', '7']
-    _run(args + ['--save-dir', str(tmp_path / 'straight'), '--no-progress'], tmp_path)
 
+
+@pytest.fixture(scope='module')
+def straight_run(cifar_dir, tmp_path_factory):
+    """The uninterrupted run that killed and interrupted runs must equal."""
+    out = tmp_path_factory.mktemp('straight') / 'run'
+    _run(_resume_args(cifar_dir) + ['--save-dir', str(out), '--no-progress'], out.parent)
+    return out
+
+
+def _assert_bit_exact(a, b):
+    a, b = _params(str(a)), _params(str(b))
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_array_equal(b[name], a[name], err_msg=name)
+
+
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(cifar_dir, straight_run,
+                                                                    tmp_path):
+    args = _resume_args(cifar_dir)
     killed_dir = tmp_path / 'killed'
     # The progress bar shows "epoch 2/3: ... 3/12": kill there, in the middle of epoch 2.
     code, text = _run_until(args + ['--save-dir', str(killed_dir)], tmp_path,
@@ -391,13 +410,31 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(cifar_dir, t
     rows = _history(killed_dir)
     assert [r['epoch'] for r in rows] == ['1', '2', '3']
     assert [r['mixup'] for r in rows] == ['True', 'True', 'False']
-    a = _params(str(tmp_path / 'straight' / 'epoch-0003.params'))
-    b = _params(str(killed_dir / 'epoch-0003.params'))
-    assert sorted(a) == sorted(b)
-    for name in a:
-        np.testing.assert_allclose(b[name], a[name], rtol=1e-5, atol=1e-6, err_msg=name)
-    straight = _history(tmp_path / 'straight')
+    # bit for bit: the interrupted epoch is replayed with the same draws and update counts
+    _assert_bit_exact(straight_run / 'epoch-0003.params', killed_dir / 'epoch-0003.params')
+    straight = _history(straight_run)
     assert [r['test_error'] for r in rows] == [r['test_error'] for r in straight]
+
+
+@pytest.mark.parametrize('sig, status', [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_says_where_and_resumes(cifar_dir, straight_run, tmp_path, sig, status):
+    args = _resume_args(cifar_dir)
+    run_dir = tmp_path / 'run'
+    code, text = _run_until(args + ['--save-dir', str(run_dir)], tmp_path,
+                            lambda t: _mid_epoch(t, 'epoch 2/3', 12), sig=sig)
+    assert code == status, text[-2000:]
+    assert 'Traceback' not in text
+    name = signal.Signals(sig).name
+    line = ('interrupted at epoch 2, iteration %s of 12; resume with --resume (%s; the last '
+            'complete checkpoint is epoch-0001 (after epoch 1) in %s)')
+    m = re.search(r'train_cifar.py: interrupted at epoch 2, iteration (\d+) of 12; ', text)
+    assert m and 2 <= int(m.group(1)) <= 10, text[-1500:]
+    assert text.rstrip().endswith(line % (m.group(1), name, run_dir))
+    assert (line % (m.group(1), name, run_dir)) in (run_dir / 'train.log').read_text()
+    assert latest_checkpoint(str(run_dir))['epoch'] == 1
+    assert not [n for n in os.listdir(str(run_dir)) if '.tmp-' in n]
+    _run(args + ['--save-dir', str(run_dir), '--resume', '--no-progress'], tmp_path)
+    _assert_bit_exact(straight_run / 'epoch-0003.params', run_dir / 'epoch-0003.params')
 
 
 def test_dist_sync_two_workers_match_one_process_on_two_devices(cifar_dir, tmp_path):
