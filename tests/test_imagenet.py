@@ -324,7 +324,7 @@ def test_resnet50_trains_a_few_steps_with_the_real_script(seven, tmp_path):
         (out / 'train.log').read_text()
 
 
-def test_benchmark_test_io_and_one_line_errors(seven, tmp_path):
+def test_benchmark_test_io_and_one_line_errors(seven, tmp_path, capsys):
     proc = _script(['--model', TINY, '--preset', 'ini_imagenet', '--benchmark',
                     '--benchmark-batches', '2', '--batch-size', '4', '--input-size', '32',
                     '--classes', '10', '--no-progress'], tmp_path)
@@ -338,26 +338,46 @@ def test_benchmark_test_io_and_one_line_errors(seven, tmp_path):
                      proc.stderr), proc.stderr
     # 14 records at batch 4: one warm-up batch, then 4 + 4 + 2 (the filler rows not counted)
     assert re.search(r'val pipeline \(val.rec\): 10 images', proc.stderr)
+    # a missing file: one line on stderr, exit 2, from the real process
+    missing = str(tmp_path / 'none.rec')
+    proc = _script(['--model', TINY, '--preset', 'senet', '--rec-train', missing,
+                    '--rec-val', seven['val']], tmp_path, check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert missing in lines[0] and 'python -m mxnet.tools.im2rec --list' in lines[0]
+    # the other refusals through the same main() and error handler, in this process
+    from cmpese.errors import run
+    script = _load_script()
+    data = ['--rec-train', seven['train'], '--rec-val', seven['val']]
     cases = [
-        (['--model', TINY, '--preset', 'senet', '--rec-train', str(tmp_path / 'none.rec'),
-          '--rec-val', seven['val']], [str(tmp_path / 'none.rec'), 'im2rec --list']),
-        (['--model', 'resnet50', '--rec-train', seven['train'], '--rec-val', seven['val'],
-          '--dtype', 'float16'], ['--dtype float16 needs --gpus']),
-        (['--model', 'resnet50', '--rec-train', seven['train'], '--rec-val', seven['val'],
-          '--classes', '5', '--save-dir', str(tmp_path / 'r5')], ['labels up to 6',
-                                                                  '--classes 7']),
-        (['--model', 'resnet50', '--rec-train', seven['train'], '--rec-val', seven['val'],
-          '--classes', '7'], ['--batch-size 1024', '28 records']),
-        (['--model', TINY, '--rec-train', seven['train'], '--rec-val', seven['val']],
-         ['no default training preset for imagenet', '--preset']),
+        (['--model', 'resnet50', '--dtype', 'float16'], ['--dtype float16 needs --gpus']),
+        (['--model', 'resnet50', '--classes', '5', '--save-dir', str(tmp_path / 'r5')],
+         ['labels up to 6', '--classes 7']),
+        (['--model', 'resnet50', '--classes', '7', '--save-dir', str(tmp_path / 'r6')],
+         ['--batch-size 1024', '28 records']),
+        (['--model', TINY], ['no default training preset for imagenet', '--preset']),
+        (['--model', 'resnet50', '--label-smoothing', '0.1'], ['--label-smoothing needs']),
+        (['--model', 'resnet50', '--warmup-epochs', '5'], ['--warmup-epochs needs']),
+        (['--model', 'resnet50', '--kvstore', 'nccl'], ['--kvstore nccl', '--gpus']),
+        (['--model', 'resnet50', '--batch-size', '3', '--cpus', '2'],
+         ['--batch-size 3 cannot be split evenly']),
     ]
     for args, needles in cases:
-        proc = _script(args, tmp_path, check=False)
-        lines = proc.stderr.strip().splitlines()
-        assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+        assert run(script.main, args + data, prog='train_imagenet.py') == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, err
         for needle in needles:
-            assert needle in lines[0], (needle, lines[0])
-    assert not (tmp_path / 'r5').exists()
+            assert needle in err[0], (needle, err[0])
+    assert not (tmp_path / 'r5').exists() and not (tmp_path / 'r6').exists()
+
+
+def _load_script():
+    """train_imagenet.py as a module (its main() in this process)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('train_imagenet_script', SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
 
 
 def _run_until(args, cwd, predicate, timeout=300):
@@ -444,7 +464,6 @@ class _AsOneProcess(object):
 
 
 def test_dist_sync_two_workers_match_one_process_on_two_devices(seven, tmp_path, monkeypatch):
-    import importlib.util
     from cmpese.training.launch import launch
     args = ['--model', TINY, '--preset', 'ini_imagenet', '--rec-train', seven['train'],
             '--rec-val', seven['val'], '--classes', '7', '--input-size', '32',
@@ -461,9 +480,7 @@ def test_dist_sync_two_workers_match_one_process_on_two_devices(seven, tmp_path,
     assert any('(worker 1 of 2)' in err and "14 in this worker's shard, 3 batches of 4" in err
                for _, _, err in results)
     # the same script in this process on two CPU contexts, device r fed worker r's shard
-    spec = importlib.util.spec_from_file_location('train_imagenet_script', SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _load_script()
     original = script._loaders
 
     def as_workers(cfg, kv, ctx):
