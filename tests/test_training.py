@@ -456,3 +456,55 @@ def test_dist_sync_two_workers_match_one_process_on_two_devices(cifar_dir, tmp_p
     assert sorted(a) == sorted(b)
     for name in a:
         np.testing.assert_allclose(b[name], a[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+# ---------------------------------------------------------------- what train_imagenet.py adds
+
+def test_warmup_and_multi_precision_in_the_trainer():
+    from cmpese.training.fit import make_trainer
+    net = _tiny_net()
+    cfg = dict(get_preset('digits'), lr=0.4, lr_steps=[3], lr_factor=0.1, warmup_epochs=2,
+               warmup_begin_lr=0.0, dtype='float16')
+    trainer, steps = make_trainer(net, cfg, 10, 5, None)
+    assert steps == [30] and trainer._optimizer.multi_precision
+    sched = trainer._optimizer.lr_scheduler
+    # linear from 0 over the 20 updates of 2 epochs, then 0.4, /10 after update 30
+    assert [sched(n) for n in (0, 5, 10, 19)] == pytest.approx([0.0, 0.1, 0.2, 0.38])
+    assert [sched(n) for n in (20, 30, 31, 49)] == pytest.approx([0.4, 0.4, 0.04, 0.04])
+    cfg.update(lr_steps=None, dtype='float32')        # warmup without steps
+    trainer, steps = make_trainer(net, cfg, 10, 5, None)
+    assert steps == [] and not trainer._optimizer.multi_precision
+    assert trainer._optimizer.lr_scheduler(10) == pytest.approx(0.2)
+    assert trainer._optimizer.lr_scheduler(49) == pytest.approx(0.4)
+
+
+class _OneHot(object):
+    """The loader's batches with (B, classes) one-hot targets: what a label-smoothing loader
+    with smoothing 0 gives."""
+
+    def __init__(self, loader, classes):
+        self.loader, self.classes = loader, classes
+
+    def __len__(self):
+        return len(self.loader)
+
+    def epoch(self, e, mixup_alpha=0.0):
+        for x, y in self.loader.epoch(e, mixup_alpha):
+            yield x, mx.nd.one_hot(y, self.classes)
+
+
+def test_soft_targets_without_mixup_use_the_soft_loss(tmp_path):
+    images, labels = synthetic_images(32, 4)
+    cfg = dict(get_preset('digits'), classes=4, seed=0, epochs=1, lr_steps=[], mixup=False,
+               mixup_alpha=1.0, mixup_off_epochs=0, save_every=1, model=TINY)
+    out = []
+    for i, wrap in enumerate((lambda l: l, lambda l: _OneHot(l, 4))):
+        train = BatchLoader(images, labels, 16, shuffle=True, seed=0, classes=4)
+        state = fit(_tiny_net(), wrap(train), BatchLoader(images, labels, 16), cfg, [mx.cpu()],
+                    str(tmp_path / str(i)), progress=False)
+        out.append((state['history'][0], _params(str(tmp_path / str(i) / 'epoch-0001.params'))))
+    (row_a, a), (row_b, b) = out
+    assert row_a['train_loss'] == pytest.approx(row_b['train_loss'], rel=1e-5)
+    assert row_a['train_error'] == row_b['train_error']
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], rtol=1e-4, atol=1e-6, err_msg=name)

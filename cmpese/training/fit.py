@@ -23,8 +23,9 @@ Loader protocol (what ``train_data`` and ``val_data`` must provide):
   counts make ``dist_sync`` hang at the end of an epoch);
 * ``loader.epoch(e, mixup_alpha=0)``: an iterator over the batches of epoch ``e``
   (0-based), each ``(data, label)`` or ``(data, label, pad)``: ``data`` an NDArray NCHW
-  float32, ``label`` an NDArray ``(B,)`` of class indices or, with ``mixup_alpha > 0``,
-  ``(B, classes)`` soft targets; ``pad`` an int, the number of rows at the end of the batch
+  (float32, or float16 with ``cfg['dtype'] == 'float16'``), ``label`` an NDArray ``(B,)``
+  of class indices or ``(B, classes)`` soft targets (mixup with ``mixup_alpha > 0``, label
+  smoothing; the soft cross-entropy is used for those batches); ``pad`` an int, the number of rows at the end of the batch
   that are padding (``mx.io.DataBatch.pad`` of an ``ImageRecordIter``). Batches are
   **worker-local**: with ``dist_sync``, each worker's loader yields its own shard (the data
   side shards, e.g. ``BatchLoader(num_parts=kv.num_workers, part_index=kv.rank)`` or
@@ -92,21 +93,32 @@ class SaveError(UserError):
 
 # ---------------------------------------------------------------- optimizer and schedule
 
-def _scheduler(cfg, steps):
-    if not steps:
+def _scheduler(cfg, steps, iters_per_epoch, epochs):
+    """``MultiFactorScheduler`` of the steps (updates), with a linear warmup over the first
+    ``cfg['warmup_epochs']`` epochs from ``cfg['warmup_begin_lr']`` (default 0) when set;
+    None for a constant rate."""
+    warmup = int(round(float(cfg.get('warmup_epochs') or 0) * iters_per_epoch))
+    if not steps and not warmup:
         return None
-    return mx.lr_scheduler.MultiFactorScheduler(step=list(steps), factor=cfg['lr_factor'],
-                                                base_lr=cfg['lr'])
+    return mx.lr_scheduler.MultiFactorScheduler(
+        step=list(steps) or [epochs * iters_per_epoch + 1], factor=cfg['lr_factor'],
+        base_lr=cfg['lr'], warmup_steps=warmup,
+        warmup_begin_lr=float(cfg.get('warmup_begin_lr') or 0.0), warmup_mode='linear')
 
 
 def make_trainer(net, cfg, iters_per_epoch, epochs, kvstore, dist=False):
-    """A ``gluon.Trainer`` with the configuration's optimizer and step schedule."""
+    """A ``gluon.Trainer`` with the configuration's optimizer and rate schedule (steps,
+    optional warmup); ``cfg['dtype'] == 'float16'`` turns on multi-precision SGD (float32
+    master weights)."""
     steps = lr_steps_in_updates(cfg, epochs, iters_per_epoch)
     params = {'learning_rate': cfg['lr'], 'wd': cfg['wd']}
     if cfg['optimizer'] in ('sgd', 'nag'):
         params['momentum'] = cfg['momentum']
-    if steps:
-        params['lr_scheduler'] = _scheduler(cfg, steps)
+    if cfg.get('dtype') == 'float16':
+        params['multi_precision'] = True
+    scheduler = _scheduler(cfg, steps, iters_per_epoch, epochs)
+    if scheduler is not None:
+        params['lr_scheduler'] = scheduler
     # Distributed runs: the gradients are all-reduced by DistSync (below) and every worker
     # applies the same update itself, so the optimizer state lives on the workers (identical
     # on each) and checkpoints hold it; the Trainer gets no kvstore then.
@@ -115,7 +127,7 @@ def make_trainer(net, cfg, iters_per_epoch, epochs, kvstore, dist=False):
     return trainer, steps
 
 
-def configure_optimizer(trainer, cfg, steps):
+def configure_optimizer(trainer, cfg, steps, iters_per_epoch, epochs):
     """Set the rate schedule, weight decay and momentum of ``trainer``'s optimizer from
     ``cfg``, keeping its update counts (per device and per parameter) and its states.
 
@@ -127,7 +139,7 @@ def configure_optimizer(trainer, cfg, steps):
     """
     opt = trainer._optimizer
     opt.lr = cfg['lr']
-    opt.lr_scheduler = _scheduler(cfg, steps)
+    opt.lr_scheduler = _scheduler(cfg, steps, iters_per_epoch, epochs)
     opt.wd = cfg['wd']
     if hasattr(opt, 'momentum'):
         opt.momentum = cfg['momentum']
@@ -334,7 +346,8 @@ def train_epoch(run, data, epoch, progress=True):
     net, trainer, ctx, cfg = run.net, run.trainer, run.ctx, run.cfg
     mx.random.seed(int(epoch_rng(cfg['seed'], epoch, STREAM_DROPOUT).randint(2 ** 31 - 1)))
     use_mixup = epoch < run.mixup_until
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=not use_mixup)
+    sparse_loss = gluon.loss.SoftmaxCrossEntropyLoss()
+    soft_loss = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False)
     accuracy, loss_metric = mx.metric.Accuracy(), mx.metric.Loss()
     bar = _progress(run.iters, 'epoch %d/%d' % (epoch + 1, run.epochs), progress and run.lead)
     tic = time.time()
@@ -343,6 +356,9 @@ def train_epoch(run, data, epoch, progress=True):
     try:
         for i, batch in enumerate(batches):
             x, target, pad = unpack_batch(batch)
+            # (B, classes) targets are soft (mixup, label smoothing), (B,) class indices
+            soft = len(target.shape) == 2
+            loss_fn = soft_loss if soft else sparse_loss
             xs = gluon.utils.split_and_load(x, ctx, even_split=False)
             ts = gluon.utils.split_and_load(target, ctx, even_split=False)
             with autograd.record():
@@ -364,10 +380,10 @@ def train_epoch(run, data, epoch, progress=True):
                 run.sync.allreduce_grads()
                 trainer.update(x.shape[0] * run.workers)
             run.position = (epoch + 1, i + 1)
-            # mixup gives soft targets (B, classes); train error counts the dominant label
+            # with soft targets the train error counts the dominant label
             for o, t, l, k in zip(outs, ts, losses, _valid_slices(xs, x.shape[0] - pad)):
                 if k:
-                    label = mx.nd.argmax(t, axis=1) if use_mixup else t
+                    label = mx.nd.argmax(t, axis=1) if soft else t
                     accuracy.update([label[:k]], [o[:k]])
                     loss_metric.update(None, [l[:k]])
             if bar is not None:
@@ -461,7 +477,10 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
 
     ``cfg`` keys used: classes, seed, optimizer, lr, momentum, wd, lr_factor and one of
     lr_steps / lr_steps_frac / lr_steps_iter, epochs or iterations, mixup, mixup_alpha,
-    mixup_off_epochs, save_every, keep_checkpoints (and model, for the curve's title).
+    mixup_off_epochs, save_every, keep_checkpoints (and model, for the curve's title);
+    optional: warmup_epochs and warmup_begin_lr (linear warmup), dtype ('float16': multi-
+    precision SGD and a float16 first pass). Soft targets (``(B, classes)``, from mixup or
+    label smoothing) select the soft cross-entropy batch by batch.
     ``train_data``/``val_data`` follow the loader protocol of this module's docstring.
     The network must be initialized (on ``ctx``) before the call. A new run's ``save_dir``
     must hold no checkpoint (the command lines refuse one before writing anything:
@@ -487,7 +506,7 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
         else:
             run.start = run.checkpoint_epoch = record['epoch']
             state.update({k: record[k] for k in ('history', 'best_error', 'best_epoch')})
-            configure_optimizer(run.trainer, cfg, run.steps)
+            configure_optimizer(run.trainer, cfg, run.steps, iters, epochs)
     else:
         existing = latest_checkpoint(save_dir) if os.path.isdir(save_dir) else None
         run.checkpoint_epoch = existing['epoch'] if existing else None
@@ -496,8 +515,9 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
     # trainer.step, Gluon broadcasts device 0's values after that forward pass has already
     # updated each device's BN statistics, so device 0's statistics of batch 1 overwrite
     # the others'.)
+    dtype = 'float16' if cfg.get('dtype') == 'float16' else 'float32'
     for c in ctx:
-        net(mx.nd.zeros((1,) + tuple(input_shape[1:]), ctx=c))
+        net(mx.nd.zeros((1,) + tuple(input_shape[1:]), ctx=c, dtype=dtype))
     if run.sync is not None:
         run.sync.start()
     elif run.start == 0:
