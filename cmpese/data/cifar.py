@@ -99,22 +99,18 @@ def _find(spec, split, data_dir):
 
 
 def _not_found(spec, split, data_dir, reason):
-    folder = os.path.abspath(os.path.join(data_dir, spec['subdir']))
-    want = spec['files'][split]
-    lines = ['%s (%s split) not found. Expected these files:' % (spec['title'], split)]
-    lines += ['  ' + os.path.join(folder, f) for f in want]
-    lines += ['(or the same files directly in %s).' % os.path.abspath(data_dir),
-              'Format: the official "binary version" of %s, %s.' % (spec['title'],
-                                                                    spec['record']),
-              'Get it from %s and unpack it in the data directory:' % spec['url'],
-              '  mkdir -p %s && tar xzf %s -C %s' % (os.path.abspath(data_dir),
-                                                     spec['url'].split('/')[-1],
-                                                     os.path.abspath(data_dir)),
-              'then pass --data-dir %s (the directory that holds %s/).'
-              % (os.path.abspath(data_dir), spec['subdir'])]
-    if reason:
-        lines.append(reason)
-    return DatasetNotFound('\n'.join(lines))
+    """Two lines: which files where, in which format; where to get them and what to pass."""
+    root = os.path.abspath(data_dir)
+    folder = os.path.join(root, spec['subdir'])
+    first = ('%s (%s split) not found: expected %s in %s (or directly in %s), the official '
+             '"binary version" of %s, %s.' % (spec['title'], split,
+                                             ', '.join(spec['files'][split]), folder, root,
+                                             spec['title'], spec['record']))
+    second = ('Get %s, unpack it with: mkdir -p %s && tar xzf %s -C %s, then pass --data-dir %s '
+              '(the directory that holds %s/).%s'
+              % (spec['url'], root, spec['url'].split('/')[-1], root, root, spec['subdir'],
+                 ' ' + reason if reason else ''))
+    return DatasetNotFound(first + '\n' + second)
 
 
 def _load(name, split, data_dir, download):

@@ -70,18 +70,17 @@ def _find(name, data_dir):
 
 
 def _not_found(split, names, data_dir, reason):
-    folder = os.path.abspath(os.path.join(data_dir, SVHN_SUBDIR))
-    lines = ['SVHN (%s split) not found. Expected these files:' % split]
-    lines += ['  ' + os.path.join(folder, n) for n in names]
-    lines += ['(or the same files directly in %s).' % os.path.abspath(data_dir),
-              'Format: the official SVHN "format 2" (cropped 32x32 digits) MATLAB files, each '
-              'with X (32, 32, 3, N) uint8 and y (N, 1), label 10 for the digit 0.',
-              'Get them from:']
-    lines += ['  %s%s' % (SVHN_URL, n) for n in names]
-    lines += ['and put them in %s, then pass --data-dir %s.' % (folder, os.path.abspath(data_dir))]
-    if reason:
-        lines.append(reason)
-    return DatasetNotFound('\n'.join(lines))
+    """Two lines: which files where, in which format; where to get them and what to pass."""
+    root = os.path.abspath(data_dir)
+    folder = os.path.join(root, SVHN_SUBDIR)
+    first = ('SVHN (%s split) not found: expected %s in %s (or directly in %s), the official '
+             'SVHN "format 2" (cropped 32x32 digits) MATLAB files, each with X (32, 32, 3, N) '
+             'uint8 and y (N, 1), label 10 for the digit 0.'
+             % (split, ', '.join(names), folder, root))
+    second = ('Get them from %s, put them in %s, then pass --data-dir %s.%s'
+              % (', '.join(SVHN_URL + n for n in names), folder, root,
+                 ' ' + reason if reason else ''))
+    return DatasetNotFound(first + '\n' + second)
 
 
 def load_svhn(split='train', data_dir=None, download=False, extra=False):
