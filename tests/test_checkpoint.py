@@ -356,3 +356,31 @@ def test_resume_on_two_devices_is_bit_exact_with_update_counts(tmp_path):
     assert [r['test_error'] for r in state['history']] == \
         [r['test_error'] for r in straight['history']]
     assert [r['lr'] for r in state['history']] == pytest.approx([0.1, 0.01, 0.001])
+
+
+def test_a_real_failed_write_in_mxnet_is_one_line(tmp_path):
+    """MXNet's C++ writer (nd.save, behind save_parameters) reports a real ENOSPC only as
+    "FileStream.Write incomplete": make the checkpoint's temporary file /dev/full."""
+    if not os.path.exists('/dev/full'):
+        pytest.skip('no /dev/full here')
+    from cmpese.errors import UserError
+    net = _tiny_net()
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    cfg = _cfg(epochs=1)
+    run = Run(net, cfg, [mx.cpu()], str(tmp_path), None, 2, 1)
+    os.symlink('/dev/full', str(tmp_path / ('epoch-0001.params.tmp-%d' % os.getpid())))
+    row = dict(epoch=1, lr=0.1)
+    run.state['best_epoch'] = 0
+    with pytest.raises(UserError) as err:
+        end_of_epoch(run, row, (ckpt_hook_only,))
+    msg = str(err.value)
+    assert msg.startswith('cannot write in %s: MXNet could not write a file (FileStream.Write '
+                          'incomplete; ' % tmp_path), msg
+    assert 'no checkpoint was written yet (none is complete)' in msg
+    assert not os.path.lexists(str(tmp_path / ('epoch-0001.params.tmp-%d' % os.getpid())))
+    assert latest_checkpoint(str(tmp_path)) is None
+
+
+def ckpt_hook_only(run, row):
+    from cmpese.training.fit import checkpoint_hook
+    checkpoint_hook(run, row)

@@ -444,27 +444,53 @@ _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
                 errno.EFBIG)
 
 
+def _free_space(path):
+    try:
+        st = os.statvfs(path)
+        return st.f_bavail * st.f_frsize
+    except OSError:
+        return None
+
+
 def _disk_error(run, err):
-    path = getattr(err, 'filename', None) or run.save_dir
-    what = {errno.ENOSPC: 'no space left on the device',
-            errno.EDQUOT: 'the disk quota is exceeded'}.get(err.errno, err.strerror or str(err))
-    where = os.path.dirname(os.path.abspath(path)) if path != run.save_dir else run.save_dir
+    """One line for a write that failed: an ``OSError`` (no space, quota, read-only,
+    permissions) or MXNet's own file writer, which reports any failed ``fwrite`` (a full
+    disk included) only as "FileStream.Write incomplete"; the free space is measured then."""
+    where = run.save_dir
+    if isinstance(err, OSError):
+        path = getattr(err, 'filename', None)
+        if path:
+            where = os.path.dirname(os.path.abspath(path))
+        what = {errno.ENOSPC: 'no space left on the device',
+                errno.EDQUOT: 'the disk quota is exceeded'}.get(err.errno,
+                                                                 err.strerror or str(err))
+    else:
+        free = _free_space(where)
+        what = ('MXNet could not write a file (FileStream.Write incomplete; %s free there: a '
+                'full disk?)' % ('%.0f MB' % (free / 2.0 ** 20) if free is not None else
+                                 'unknown space'))
     return SaveError('cannot write in %s: %s; %s. Free space there (or fix its permissions) '
                      'and continue with --resume.' % (where, what,
                                                      run.good_checkpoint('complete')))
 
 
+def _is_write_failure(err):
+    if isinstance(err, OSError):
+        return err.errno in _DISK_ERRORS
+    return isinstance(err, mx.base.MXNetError) and 'Write incomplete' in str(err)
+
+
 def end_of_epoch(run, row, hooks):
     """Run the epoch-end ``hooks`` (worker 0), with interrupts held back until the files
-    are complete and OS write errors turned into one line naming the directory."""
+    are complete and failed writes turned into one line naming the directory."""
     if not run.lead:
         return
     with deferred_interrupts():
         try:
             for hook in hooks:
                 hook(run, row)
-        except OSError as err:
-            if err.errno in _DISK_ERRORS:
+        except (OSError, mx.base.MXNetError) as err:
+            if _is_write_failure(err):
                 raise _disk_error(run, err) from err
             raise
 
@@ -578,8 +604,8 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
                     log.info('exported %s and %s', sym, params)
                     state['export'] = [sym, params]
                 atomic_write(os.path.join(save_dir, 'result.json'), lambda p: _dump(state, p))
-            except OSError as err:
-                if err.errno in _DISK_ERRORS:
+            except (OSError, mx.base.MXNetError) as err:
+                if _is_write_failure(err):
                     raise _disk_error(run, err) from err
                 raise
     return state
