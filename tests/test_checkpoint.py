@@ -17,10 +17,10 @@ import pytest
 from datafiles import synthetic_images, write_cifar10
 
 from cmpese.data import BatchLoader
-from cmpese.training import (CheckpointError, TrainingDiverged, find_checkpoint, fit,
-                             get_preset, latest_checkpoint)
+from cmpese.training import (TrainingDiverged, find_checkpoint, fit, get_preset,
+                             latest_checkpoint)
 from cmpese.training import checkpoint as ckpt
-from cmpese.training.fit import Run, end_of_epoch, DEFAULT_HOOKS
+from cmpese.training.fit import Run, end_of_epoch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, 'train_cifar.py')
@@ -331,7 +331,6 @@ def test_resume_on_two_devices_is_bit_exact_with_update_counts(tmp_path):
     per parameter) are those of the uninterrupted run."""
     ctx = [mx.cpu(0), mx.cpu(1)]
     cfg = _cfg(lr_steps=[1, 2], mixup=True, mixup_off_epochs=1, classes=4)
-    runs = {}
 
     def go(save, resume=False, hooks=()):
         train, test = _loaders(48, 8)

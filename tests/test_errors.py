@@ -212,11 +212,10 @@ def test_unreadable_file_names_it(tmp_path):
     for d in [tmp_path] + [data] + [p for p in data.rglob('*') if p.is_dir()]:
         d.chmod(0o755)
     os.chmod(str(tmp_path.parent), 0o755)
-    preexec = None
-    if os.getuid() == 0:
-        def preexec():
-            os.setgid(65534)
-            os.setuid(65534)
+    def drop_to_nobody():
+        os.setgid(65534)
+        os.setuid(65534)
+    preexec = drop_to_nobody if os.getuid() == 0 else None
     env = dict(os.environ, OMP_NUM_THREADS='1', HOME=str(tmp_path), MPLCONFIGDIR=str(tmp_path))
     try:
         proc = subprocess.run([sys.executable, SCRIPT] + _base(data, tmp_path / 'r'),

@@ -4,12 +4,9 @@ cluster never forms too."""
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-
-import pytest
 
 from datafiles import synthetic_images, write_cifar10
 

@@ -109,7 +109,8 @@ def normalization(name, train_images=None):
 
 DatasetInfo = collections.namedtuple('DatasetInfo', 'name classes augment mean std flip')
 DatasetInfo.__doc__ = """What the training loop needs about a dataset: ``classes`` (label count),
-``augment`` (pad-crop for training), ``flip`` (and random horizontal flips), ``mean``/``std`` (float32 (3,), pixel units)."""
+``augment`` (pad-crop for training), ``flip`` (and random horizontal flips), ``mean``/``std``
+(float32 (3,), pixel units)."""
 
 
 def dataset_info(name, train_images=None):

@@ -25,8 +25,9 @@ Loader protocol (what ``train_data`` and ``val_data`` must provide):
   (0-based), each ``(data, label)`` or ``(data, label, pad)``: ``data`` an NDArray NCHW
   (float32, or float16 with ``cfg['dtype'] == 'float16'``), ``label`` an NDArray ``(B,)``
   of class indices or ``(B, classes)`` soft targets (mixup with ``mixup_alpha > 0``, label
-  smoothing; the soft cross-entropy is used for those batches); ``pad`` an int, the number of rows at the end of the batch
-  that are padding (``mx.io.DataBatch.pad`` of an ``ImageRecordIter``). Batches are
+  smoothing; the soft cross-entropy is used for those batches); ``pad`` an int, the number
+  of rows at the end of the batch that are padding (``mx.io.DataBatch.pad`` of an
+  ``ImageRecordIter``). Batches are
   **worker-local**: with ``dist_sync``, each worker's loader yields its own shard (the data
   side shards, e.g. ``BatchLoader(num_parts=kv.num_workers, part_index=kv.rank)`` or
   ``ImageRecordIter(num_parts=..., part_index=...)``), and every worker's batch ``b`` has the
