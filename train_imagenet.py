@@ -110,7 +110,11 @@ def build_parser():
     g.add_argument('--benchmark', action='store_true',
                    help='train on synthetic data: the model\'s throughput, no data loading')
     g.add_argument('--benchmark-batches', type=int, default=10,
-                   help='--benchmark: timed iterations (after as many warm-up iterations)')
+                   help='--benchmark: timed iterations (after as many warm-up iterations); '
+                        'with several --model names: iterations of each model a round')
+    g.add_argument('--benchmark-rounds', type=int, default=3,
+                   help='--benchmark with several comma-separated --model names: timed '
+                        'rounds (after one warm-up round), each model in a new random order')
     g.add_argument('--test-io', action='store_true',
                    help='only read the data: decode throughput of the train and val pipelines')
     g.add_argument('--test-io-batches', type=int, default=50,
@@ -163,6 +167,9 @@ def _check_args(args, explicit, ConfigError):
     if not args.model:
         raise ConfigError('--model is required (e.g. --model se_resnet50); cmpese.'
                           'get_model_list() lists the names')
+    if ',' in args.model and not args.benchmark:
+        raise ConfigError('--model takes one name (several, comma-separated, only with '
+                          '--benchmark, which then compares them); got %s' % args.model)
     if not args.benchmark:
         for flag, value in (('--rec-train', args.rec_train), ('--rec-val', args.rec_val)):
             if not value:
@@ -175,6 +182,7 @@ def _check_args(args, explicit, ConfigError):
               ('--label-smoothing', 0 <= args.label_smoothing < 1, 'in [0, 1)'),
               ('--warmup-epochs', args.warmup_epochs >= 0, 'an integer >= 0'),
               ('--benchmark-batches', args.benchmark_batches >= 1, 'an integer >= 1'),
+              ('--benchmark-rounds', args.benchmark_rounds >= 1, 'an integer >= 1'),
               ('--min-random-area', 0 < args.min_random_area <= args.max_random_area <= 1,
                'in (0, --max-random-area], with --max-random-area <= 1'),
               ('--min-aspect-ratio', 0 < args.min_aspect_ratio <= args.max_aspect_ratio,
@@ -269,6 +277,76 @@ def test_io(cfg, log):
     return out
 
 
+def compare_models(names, cfg, ctx, model_args, stream=None):
+    """``--benchmark`` with several models: their training steps interleaved in one process.
+
+    Every model is built, initialized from the same seed, hybridized and given the
+    optimizer of the run's configuration (``make_trainer`` of the fit loop); each makes one
+    untimed step (graph building). Then, for one warm-up round and ``benchmark_rounds``
+    timed rounds, in a new seeded random order each round, every model runs
+    ``benchmark_batches`` steps on the same synthetic batch: forward under
+    ``autograd.record()``, softmax cross-entropy, backward, ``trainer.step``, ``waitall``.
+    On a shared machine the load then hits all models alike. Returns ``{name: [seconds a
+    step, per round]}`` and prints each model's median, minimum and ratio to the first.
+    """
+    import random
+    import time
+    import numpy as np
+    from mxnet import autograd, gluon
+    from cmpese.training.cli import build_model
+    from cmpese.training.fit import make_trainer
+    stream = stream or sys.stdout
+    size, batch = cfg['input_size'], cfg['batch_size']
+    rng = np.random.RandomState(cfg['seed'])
+    x = mx.nd.array(rng.normal(size=(batch, 3, size, size)), dtype='float32')
+    y = mx.nd.array(np.arange(batch) % cfg['classes'], dtype='float32')
+    xs = gluon.utils.split_and_load(x, ctx, even_split=False)
+    ys = gluon.utils.split_and_load(y, ctx, even_split=False)
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    models = []
+    for name in names:
+        net = build_model(name, cfg['classes'], model_args)
+        mx.random.seed(cfg['seed'])
+        net.initialize(mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2),
+                       ctx=ctx)
+        net.hybridize(static_alloc=True, static_shape=True)
+        trainer, _ = make_trainer(net, cfg, 1000, cfg['epochs'] or 100, 'device')
+        models.append((name, net, trainer))
+
+    def step(net, trainer):
+        with autograd.record():
+            losses = [loss_fn(net(xi), yi) for xi, yi in zip(xs, ys)]
+        autograd.backward(losses)
+        trainer.step(batch)
+        mx.nd.waitall()
+
+    for _, net, trainer in models:
+        step(net, trainer)
+    times = {name: [] for name in names}
+    for r in range(cfg['benchmark_rounds'] + 1):
+        order = list(range(len(models)))
+        random.Random(cfg['seed'] * 1000 + r).shuffle(order)
+        for i in order:
+            name, net, trainer = models[i]
+            tic = time.time()
+            for _ in range(cfg['benchmark_batches']):
+                step(net, trainer)
+            if r > 0:
+                times[name].append((time.time() - tic) / cfg['benchmark_batches'])
+    base = float(np.median(times[names[0]]))
+    stream.write('benchmark, training steps interleaved: %d rounds x %d steps a model after a '
+                 'warm-up round; batch %d, %dx%d, %s, %s, OMP_NUM_THREADS=%s\n' % (
+                     cfg['benchmark_rounds'], cfg['benchmark_batches'], batch, size, size,
+                     cfg['dtype'], ctx, os.environ.get('OMP_NUM_THREADS', '?')))
+    width = max(len(n) for n in names)
+    for name in names:
+        med = float(np.median(times[name]))
+        stream.write('  %-*s  median %.4f s a step (min %.4f), %.1f images/s, %.3fx %s\n' % (
+            width, name, med, min(times[name]), batch / med, med / base, names[0]))
+    stream.flush()
+    return times
+
+
 def _cast_for_dtype(net, cfg):
     if cfg['dtype'] == 'float16':
         net.cast('float16')      # Gluon's BatchNorm keeps float32 parameters
@@ -302,6 +380,9 @@ def main(argv=None):
         return 0
     if not args.model:
         raise ConfigError('--model is required')
+    names = [n.strip() for n in args.model.split(',') if n.strip()]
+    if len(names) > 1:       # --benchmark comparing models: the first one's preset
+        args.model = names[0]
     cfg = resolve_config(args, explicit)
     lr_note = _scale_lr(cfg, explicit, get_preset(cfg['preset'])['batch_size'])
     cfg['classes'], cfg['classes_from'] = classes, classes_from
@@ -318,6 +399,19 @@ def main(argv=None):
                               cfg['batch_size'], workers, len(ctx), workers * len(ctx)))
     if cfg['print_config']:
         print_config(cfg)
+        return 0
+    if len(names) > 1:
+        if 'dist' in cfg['kvstore']:
+            raise ConfigError('--benchmark with several models runs in one process; drop '
+                              '--kvstore %s' % cfg['kvstore'])
+        setup_logging(None)
+        print_config(cfg, sys.stderr)
+        if lr_note:
+            logging.getLogger('cmpese.train').info('%s', lr_note)
+        if cfg['dtype'] == 'bfloat16':
+            from mxnet.contrib import amp
+            amp.init(target_dtype='bfloat16')
+        compare_models(names, cfg, ctx, model_args)
         return 0
     if not cfg['benchmark']:
         from cmpese.data.imagenet import record_paths

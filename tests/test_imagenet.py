@@ -371,6 +371,24 @@ def test_benchmark_test_io_and_one_line_errors(seven, tmp_path, capsys):
     assert not (tmp_path / 'r5').exists() and not (tmp_path / 'r6').exists()
 
 
+def test_benchmark_compares_models_interleaved():
+    import io
+    from cmpese.training.presets import get_preset
+    script = _load_script()
+    cfg = dict(get_preset('ini_imagenet'), input_size=32, batch_size=4, seed=0, classes=10,
+               benchmark_rounds=3, benchmark_batches=2, dtype='float32')
+    out = io.StringIO()
+    times = script.compare_models([TINY, 'se_wrn16_1'], cfg, [mx.cpu()], {}, stream=out)
+    assert sorted(times) == sorted([TINY, 'se_wrn16_1'])
+    assert all(len(t) == 3 and min(t) > 0 for t in times.values())
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith('benchmark, training steps interleaved: 3 rounds x 2 steps')
+    assert lines[1].split()[0] == TINY and lines[1].endswith('1.000x %s' % TINY)
+    ratio = float(re.search(r'([0-9.]+)x %s$' % TINY, lines[2]).group(1))
+    assert ratio == pytest.approx(np.median(times['se_wrn16_1']) / np.median(times[TINY]),
+                                  abs=1e-3)
+
+
 def _load_script():
     """train_imagenet.py as a module (its main() in this process)."""
     import importlib.util
