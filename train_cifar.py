@@ -28,6 +28,22 @@ def _default_threads():
         os.environ['OMP_NUM_THREADS'] = str(cpus or os.cpu_count() or 1)
 
 
+def _quiet_interrupts():
+    """Until cmpese.errors.run takes over: Ctrl-C / SIGTERM while MXNet and cmpese are being
+    imported end with one line and 130 / 143 (nothing has been written yet)."""
+    import signal
+
+    def stop(signum, frame):
+        sys.stderr.write('train_cifar.py: interrupted (%s) while starting; nothing was '
+                         'written\n' % signal.Signals(signum).name)
+        sys.stderr.flush()
+        os._exit(128 + signum)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+
+
+if __name__ == '__main__':
+    _quiet_interrupts()
 _default_threads()
 import mxnet as mx  # noqa: E402  (after the thread default)
 

@@ -292,3 +292,18 @@ def test_deferred_interrupt_finishes_the_write(tmp_path, capsys):
     assert capsys.readouterr().err == 't: interrupted (SIGINT)\n'
     assert target.read_bytes() == b'a' * 1000 + b'b' * 1000
     assert os.listdir(str(tmp_path)) == ['f.bin']
+
+
+def test_interrupt_while_starting_is_one_line(cifar_dir, tmp_path):
+    """Ctrl-C while MXNet is still being imported: 130, one line, nothing written."""
+    import signal
+    import time
+    proc = subprocess.Popen([sys.executable, SCRIPT] + _base(cifar_dir, tmp_path / 'r'),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    time.sleep(0.7)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and 'Traceback' not in err, err
+    assert err.strip().splitlines()[-1].startswith('train_cifar.py: interrupted')
+    assert not (tmp_path / 'r').exists()
