@@ -39,6 +39,9 @@ _default_threads()
 import mxnet as mx  # noqa: E402  (after the thread default)
 
 DTYPES = ('float32', 'float16', 'bfloat16')
+# ImageNet options a resumed run may change (besides the trainers' RUNTIME_KEYS): the data
+# files' locations and the decoding threads, not what is computed.
+RESUME_RUNTIME_KEYS = ('rec_train', 'rec_train_idx', 'rec_val', 'rec_val_idx', 'data_nthreads')
 # Options whose effect lives in cmpese.training.fit: the loaders already give smoothed soft
 # targets and float16 batches, but fit chooses the soft loss only during mixup epochs, its
 # rate schedule has no warmup, and it builds its optimizer without multi_precision and runs
@@ -118,7 +121,8 @@ def build_parser():
     g.add_argument('--test-io', action='store_true',
                    help='only read the data: decode throughput of the train and val pipelines')
     g.add_argument('--test-io-batches', type=int, default=50,
-                   help='--test-io: batches timed per pipeline (at most one epoch)')
+                   help='--test-io: batches timed per pipeline (running on into further '
+                        'epochs of a small set)')
     add_training_args(parser)
     parser.set_defaults(dataset='imagenet')
     for action in parser._actions:       # the trainers' kvstore list, and NCCL for GPUs
@@ -268,9 +272,10 @@ def test_io(cfg, log):
             continue
         r = measure_io(loader, batches=cfg['test_io_batches'])
         out[name] = r
-        log.info('%s pipeline (%s): %d images in %.2f s = %.1f images/s (batch %d, %d decoding '
-                 'thread(s), %dx%d%s)', name, os.path.basename(loader.rec), r['images'],
-                 r['seconds'], r['images_per_sec'], loader.batch_size, loader.threads,
+        log.info('%s pipeline (%s): %d images in %.2f s = %.1f images/s (%d batches of %d over '
+                 '%d epoch(s), %d decoding thread(s), %dx%d%s)', name,
+                 os.path.basename(loader.rec), r['images'], r['seconds'], r['images_per_sec'],
+                 r['batches'], loader.batch_size, r['epochs'], loader.threads,
                  loader.input_size, loader.input_size,
                  ', random-resized crop + flip' if name == 'train' else
                  ', short side %d + centre crop' % loader.resize)
@@ -387,7 +392,10 @@ def main(argv=None):
     lr_note = _scale_lr(cfg, explicit, get_preset(cfg['preset'])['batch_size'])
     cfg['classes'], cfg['classes_from'] = classes, classes_from
     if args.resume:
-        cfg = check_resume_config(cfg, explicit, cfg['save_dir'])
+        # where the files are and how many threads decode them may change on resume
+        given, moved = dict(cfg), explicit & set(RESUME_RUNTIME_KEYS)
+        cfg = check_resume_config(cfg, explicit - moved, cfg['save_dir'])
+        cfg.update({k: given[k] for k in moved})
     model_args = parse_model_args(cfg['model_args'])
     ctx = contexts(cfg['gpus'], cfg['cpus'])
     workers = 1

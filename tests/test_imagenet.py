@@ -202,8 +202,11 @@ def test_mixup_and_label_smoothing_give_soft_targets(pattern_rec):
 
 def test_measure_io_and_synthetic_loader(pattern_rec):
     rec, idx = pattern_rec
-    r = measure_io(RecordLoader(rec, idx, batch_size=4, train=False, input_size=16))
-    assert r['images'] == 24 - 4 and r['batches'] == 5 and r['images_per_sec'] > 0
+    loader = RecordLoader(rec, idx, batch_size=4, train=False, input_size=16)   # 6 batches
+    r = measure_io(loader)            # one warm-up batch, then one epoch's worth of batches
+    assert (r['images'], r['batches'], r['epochs']) == (24, 6, 2) and r['images_per_sec'] > 0
+    r = measure_io(loader, batches=10, warmup=0)
+    assert (r['images'], r['batches'], r['epochs']) == (40, 10, 2)
     syn = SyntheticLoader(4, input_size=16, classes=10, batches=3)
     batches = list(syn.epoch(0))
     assert len(batches) == 3 and batches[0][0].shape == (4, 3, 16, 16)
@@ -435,14 +438,17 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(seven, tmp_p
     args = ['--model', TINY, '--preset', 'cmpe_imagenet', '--rec-train', seven['train'],
             '--rec-val', seven['val'], '--classes', '7', '--input-size', '32',
             '--batch-size', '4', '--lr', '0.05', '--epochs', '3', '--lr-steps', '2',
-            '--seed', '9', '--data-nthreads', '2', '--mixup', '--mixup-off-epochs', '1']
-    _script(args + ['--save-dir', str(tmp_path / 'straight'), '--no-progress'], tmp_path)
+            '--seed', '9', '--mixup', '--mixup-off-epochs', '1']
+    _script(args + ['--save-dir', str(tmp_path / 'straight'), '--no-progress',
+                    '--data-nthreads', '2'], tmp_path)
     killed = tmp_path / 'killed'
-    code, text = _run_until(args + ['--save-dir', str(killed)], tmp_path,
-                            lambda t: _mid_epoch(t, 'epoch 2/3', 7))
+    code, text = _run_until(args + ['--save-dir', str(killed), '--data-nthreads', '2'],
+                            tmp_path, lambda t: _mid_epoch(t, 'epoch 2/3', 7))
     assert code == -signal.SIGKILL, text[-2000:]
     assert latest_checkpoint(str(killed))['epoch'] == 1
-    proc = _script(args + ['--save-dir', str(killed), '--resume', '--no-progress'], tmp_path)
+    # resumed with another number of decoding threads: the batches do not depend on it
+    proc = _script(args + ['--save-dir', str(killed), '--resume', '--no-progress',
+                           '--data-nthreads', '1'], tmp_path)
     assert 'resumed from' in proc.stderr
     rows, straight = _history(killed), _history(tmp_path / 'straight')
     assert [r['epoch'] for r in rows] == ['1', '2', '3']

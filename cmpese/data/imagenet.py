@@ -358,21 +358,28 @@ class SyntheticLoader(object):
 
 def measure_io(loader, batches=None, epoch=0, warmup=1):
     """Decode throughput of ``loader`` alone: ``dict(images, seconds, images_per_sec,
-    batches)`` over ``batches`` batches (default: the rest of one epoch) after ``warmup``
-    batches (which include building the iterator). Each batch is waited for
-    (``wait_to_read``); nothing else is computed. Padding rows are not counted."""
+    batches, epochs)`` over ``batches`` batches (default: one epoch) after ``warmup`` batches
+    (which include building the first iterator). More batches than an epoch has run on into
+    the next epochs, each with its fresh iterator, whose set-up is then timed too. Each batch
+    is waited for (``wait_to_read``); nothing else is computed. Padding rows are not
+    counted."""
+    import itertools
     import time
-    warmup = max(0, min(int(warmup), len(loader) - 1))
-    total = len(loader) - warmup if batches is None else min(int(batches), len(loader) - warmup)
-    it = loader.epoch(epoch)
+    total = len(loader) if batches is None else int(batches)
+
+    def stream():
+        for e in itertools.count(epoch):
+            for batch in loader.epoch(e):
+                yield e, batch
+    it = stream()
     for _ in range(warmup):
-        next(it)[0].wait_to_read()
-    seen, tic = 0, time.time()
+        next(it)[1][0].wait_to_read()
+    seen, last, tic = 0, epoch, time.time()
     for _ in range(total):
-        batch = next(it)
+        last, batch = next(it)
         batch[0].wait_to_read()
         seen += batch[0].shape[0] - (batch[2] if len(batch) > 2 else 0)
     seconds = time.time() - tic
     it.close()
-    return dict(images=seen, seconds=seconds, batches=total,
+    return dict(images=seen, seconds=seconds, batches=total, epochs=last - epoch + 1,
                 images_per_sec=seen / seconds if seconds > 0 else float('nan'))
