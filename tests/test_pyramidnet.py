@@ -143,13 +143,18 @@ def test_ini_pyramidnet272_hybridizes_and_exports(tmp_path):
     """The full InI-PyramidNet-272-mix-5-d: hybridized equals imperative, and the exported
     symbol reloads with the same outputs."""
     import cmpese
-    net = init_net(cmpese.get_model('ini_pyramidnet272_a200_mix_5_d'))
-    x = random_input((2, 3, 32, 32), seed=3)
-    imperative = net(x).asnumpy()
-    assert imperative.shape == (2, 10) and np.isfinite(imperative).all()
-    prefix = str(tmp_path / 'ini_pyramidnet272_a200_mix_5_d')
-    export_model(net, prefix, (2, 3, 32, 32))
-    hybrid = net(x).asnumpy()
+    from cmpese.units import ops
+    # the export traces the reference operators (cmpese.units.ops); with untrained BN
+    # statistics activations reach ~1e12 after 272 layers, where other operators would
+    # change every digit, so the whole comparison runs on the reference ones
+    with ops.using('reference'):
+        net = init_net(cmpese.get_model('ini_pyramidnet272_a200_mix_5_d'))
+        x = random_input((2, 3, 32, 32), seed=3)
+        imperative = net(x).asnumpy()
+        assert imperative.shape == (2, 10) and np.isfinite(imperative).all()
+        prefix = str(tmp_path / 'ini_pyramidnet272_a200_mix_5_d')
+        export_model(net, prefix, (2, 3, 32, 32))
+        hybrid = net(x).asnumpy()
     np.testing.assert_allclose(hybrid, imperative, rtol=1e-4,
                                atol=1e-5 * np.abs(imperative).max())
     np.testing.assert_allclose(load_exported(prefix)(x).asnumpy(), hybrid, rtol=1e-5,
