@@ -77,12 +77,12 @@ def model_alone_main(argv):
         def __len__(self):
             return len(self.inner)
 
-        def epoch(self, e, mixup_alpha=0.0, start_batch=0):
+        def epoch(self, e, mixup_alpha=0.0):
             if not self.training:
-                for item in self.inner.epoch(e, mixup_alpha, start_batch):
+                for item in self.inner.epoch(e, mixup_alpha):
                     yield item
                 return
-            for _ in range(start_batch, len(self.inner)):
+            for _ in range(len(self.inner)):
                 yield self.batch
 
     cmpese.data.BatchLoader = ConstantBatch
