@@ -164,6 +164,9 @@ def main(argv=None):
     export_prefix = os.path.join(save_dir, 'export', cfg['model']) if cfg['export'] else None
     fit(net, train_data, test_data, cfg, ctx, save_dir, kvstore=kv, resume=cfg['resume'],
         progress=cfg['progress'], export_prefix=export_prefix)
+    if cfg.get('record_result') and kv.rank == 0:
+        from cmpese.training.report import record_result
+        record_result(save_dir, log)
     return 0
 
 

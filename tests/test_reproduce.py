@@ -205,6 +205,28 @@ def test_run_records_its_result(finished_run):
         ('res-se-net-1', 'Res-20', 'cifar10', save)]
 
 
+def test_train_cifar_record_result_records_the_run(finished_run, tmp_path):
+    """train_cifar.py --record-result: the trainer itself enters the finished run, with the
+    shortened schedule listed as deviations from the row's command."""
+    import subprocess
+    import sys
+    _, root = finished_run
+    save, results = str(tmp_path / 'run'), str(tmp_path / 'rec.json')
+    env = dict(os.environ, CMPESE_RESULTS=results, OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        [sys.executable, os.path.join(os.path.dirname(__file__), '..', 'train_cifar.py'),
+         '--model', 'resnet20_cifar', '--dataset', 'cifar10', '--data-dir', str(root / 'data'),
+         '--no-download', '--preset', 'res_se_net', '--epochs', '1', '--batch-size', '32',
+         '--no-progress', '--record-result', '--save-dir', save],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    entries = rp.load_results(results)
+    assert ('res-se-net-1', 'Res-20', 'cifar10', os.path.abspath(save)) in [
+        (e['table'], e['row'], e['run'], e['run_dir']) for e in entries]
+    assert all(e['deviations'] for e in entries)
+    assert 'recorded res-se-net-1 "Res-20"' in open(os.path.join(save, 'train.log')).read()
+
+
 def test_collect_records_measured_next_to_published(finished_run, tmp_path, capsys):
     save, _ = finished_run
     results = str(tmp_path / 'results.json')

@@ -30,7 +30,7 @@ __all__ = ['add_training_args', 'explicit_keys', 'resolve_config', 'validate_arg
 # executed, not what is computed.
 RUNTIME_KEYS = ('data_dir', 'gpus', 'cpus', 'progress', 'export', 'resume', 'save_every',
                 'keep_checkpoints', 'download', 'data_prefetch', 'print_config',
-                'dist_timeout')
+                'dist_timeout', 'record_result')
 
 # Training values a resumed run may change on purpose (e.g. after a NaN stop); each change is
 # printed, applied from the next update on, and recorded in config.json.
@@ -104,6 +104,10 @@ def add_training_args(parser):
                         '(--lr, --momentum, --wd, --epochs, --mixup* may be changed)')
     g.add_argument('--export', action='store_true',
                    help='write the trained model as symbol JSON + params at the end')
+    g.add_argument('--record-result', action='store_true',
+                   help='when the run finishes, record its result against the paper table rows '
+                        'it reproduces (as python -m cmpese.reproduce --collect; '
+                        'docs/reproduce.md)')
     g.add_argument('--seed', type=int, default=0, help='makes a run repeatable (0 .. 2**32-1)')
     g.add_argument('--no-progress', dest='progress', action='store_false',
                    help='no tqdm progress bar')

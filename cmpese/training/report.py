@@ -73,3 +73,18 @@ def setup_logging(log_file=None, level='INFO'):
         h.setFormatter(fmt)
         h._cmpese = log_file
         root.addHandler(h)
+
+
+def record_result(save_dir, log):
+    """``--record-result``: enter a finished run into the reproduction table
+    (:func:`cmpese.tools.reproduce.record_result`), one log line per row it matches; a run
+    that matches no row is a warning, not an error (the run itself succeeded)."""
+    from ..errors import UserError
+    from ..tools.reproduce import record_result as record
+    try:
+        for e in record(save_dir):
+            log.info('recorded %s "%s" %s: top-1 error %.4f%s', e['table'], e['row'], e['run'],
+                     e['top1_error'], ('; differs from the row: ' + '; '.join(e['deviations']))
+                     if e['deviations'] else '')
+    except UserError as err:
+        log.warning('--record-result: %s', err)
