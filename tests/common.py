@@ -176,8 +176,16 @@ def check_export_round_trip(name, build, size, tmp_path):
     net = calibrate_bn(init_net(build()), steps=3, shape=(3, size, size))
     x = random_input((3, 3, size, size), seed=5)
     prefix = str(tmp_path / name)
+    from cmpese.units import ops
     export_model(net, prefix, (3, 3, size, size))
-    reference = net(x).asnumpy()
+    trained_ops = net(x).asnumpy()
+    # the export traces the reference operators (cmpese.units.ops): compare like with like,
+    # and the training operators within float rounding of a deep net
+    with ops.using('reference'):
+        net.hybridize(static_alloc=True, static_shape=True)
+        reference = net(x).asnumpy()
+    np.testing.assert_allclose(trained_ops, reference, rtol=1e-4,
+                               atol=1e-4 * np.abs(reference).max())
     np.testing.assert_allclose(load_exported(prefix)(x).asnumpy(), reference, rtol=1e-5,
                                atol=1e-5)
     sym, arg, aux = mx.model.load_checkpoint(prefix, 0)
