@@ -184,8 +184,8 @@ def main(argv=None):
     print('  %s %s\n  %s %s\n  %s' % (paths['train']['rec'], paths['train']['idx'],
                                       paths['val']['rec'], paths['val']['idx'],
                                       paths['synset']))
-    print('train: python train_imagenet.py --model se_resnet50 --classes 3 --input-size 64 '
-          '--rec-train %s --rec-val %s --epochs 5 --batch-size 16'
+    print('train: python train_imagenet.py --model se_resnet50 --rec-train %s --rec-val %s '
+          '--input-size 64 --batch-size 16 --epochs 10 --lr 0.05 --lr-steps 7 --export'
           % (paths['train']['rec'], paths['val']['rec']))
     return 0
 
