@@ -2,7 +2,14 @@
 the demo set), the loaders over mx.io.ImageRecordIter (transforms checked against hand
 computations, determinism per (seed, epoch), shards, padding), the demo set, the ImageNet
 presets, and train_imagenet.py end to end (a few steps, SIGKILL + resume, dist_sync)."""
+import csv
+import json
 import os
+import re
+import signal
+import subprocess
+import sys
+import threading
 
 import mxnet as mx
 import numpy as np
@@ -19,8 +26,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def write_rec(prefix, images_rgb, labels, fmt='.png', quality=95):
     """``prefix.rec`` / ``prefix.idx`` with MXNet's MXIndexedRecordIO and pack_img (as
-    im2rec writes them: key = position, header label = class), and the ``prefix.lst``. ``images_rgb`` are RGB; the
-    files hold OpenCV's BGR encoding, as im2rec's do."""
+    im2rec writes them: key = position, header label = class), and the ``prefix.lst``.
+    ``images_rgb`` are RGB; the files hold OpenCV's BGR encoding, as im2rec's do."""
     rec = mx.recordio.MXIndexedRecordIO(prefix + '.idx', prefix + '.rec', 'w')
     with open(prefix + '.lst', 'w') as lst:      # the list im2rec packs from
         for i, (img, label) in enumerate(zip(images_rgb, labels)):
@@ -228,7 +235,8 @@ def test_demo_set_from_installed_photographs(tmp_path):
     for name in ('train.rec', 'train.idx', 'train.lst', 'val.rec', 'val.idx', 'synset.txt'):
         assert (out / name).exists(), name
     assert (out / 'synset.txt').read_text().split() == ['china', 'flower', 'grace_hopper']
-    assert count_records(str(out / 'train.rec')) == 12 and len(read_index(str(out / 'val.idx'))) == 6
+    assert count_records(str(out / 'train.rec')) == 12
+    assert len(read_index(str(out / 'val.idx'))) == 6
     labels = []
     for d, l, pad in RecordLoader(str(out / 'val.rec'), batch_size=6, train=False,
                                   input_size=16).epoch(0):
@@ -262,14 +270,6 @@ def test_imagenet_presets_are_the_papers_and_cite_them():
 
 
 # ---------------------------------------------------------------- train_imagenet.py
-
-import csv  # noqa: E402
-import json  # noqa: E402
-import re  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
 
 SCRIPT = os.path.join(ROOT, 'train_imagenet.py')
 TINY = 'cmpe_se_wrn10_1_1x1'     # a CIFAR net (one block a stage): the fast stand-in
