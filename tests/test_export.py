@@ -13,7 +13,7 @@ import pytest
 
 import cmpese
 from cmpese.tools.export import export_model, export_onnx, load_exported
-from cmpese.tools.fold import fold_bank, fold_exported, fold_symbol
+from cmpese.tools.fold import collapse_linear, fold_bank, fold_exported, fold_symbol
 from cmpese.units.competitive import PairViewUnit
 from cmpese.units.inner_imaging import InnerImagingUnit
 from common import calibrate_bn, init_net, random_input
@@ -277,21 +277,89 @@ def test_folded_export_equals_the_unfolded_model(name, tmp_path):
     reference = net(x).asnumpy()
     prefix = str(tmp_path / name)
     export_model(net, prefix)
-    folded = fold_exported(prefix, out_prefix=prefix + '-folded')
+    units = _units(net, PairViewUnit) + _units(net, InnerImagingUnit)
     banks = len(_units(net, PairViewUnit)) + sum(len(u.gfilters)
                                                  for u in _units(net, InnerImagingUnit))
-    assert banks > 0 and len(folded) == banks
-    unfolded_graph = json.load(open(prefix + '-symbol.json'))['nodes']
-    graph = json.load(open(prefix + '-folded-symbol.json'))['nodes']
     count = lambda nodes, op: sum(n['op'] == op for n in nodes)   # noqa: E731
-    assert count(graph, 'BatchNorm') == count(unfolded_graph, 'BatchNorm') - banks
-    assert count(graph, 'mean') == count(unfolded_graph, 'mean') - banks
-    out = load_exported(prefix + '-folded')(x).asnumpy()
-    np.testing.assert_allclose(out, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())
-    # and the folding really moved weights: the unit's maps depend on gamma, beta
-    params = mx.nd.load(prefix + '-folded-0000.params')
+    unfolded = json.load(open(prefix + '-symbol.json'))['nodes']
+    tol = dict(rtol=1e-4, atol=1e-4 * np.abs(reference).max())
+    # step 1: every bank into one filter with a bias
+    folded = fold_exported(prefix, out_prefix=prefix + '-banks')
+    assert banks > 0 and len(folded) == banks
+    graph = json.load(open(prefix + '-banks-symbol.json'))['nodes']
+    assert count(graph, 'BatchNorm') == count(unfolded, 'BatchNorm') - banks
+    assert count(graph, 'mean') == count(unfolded, 'mean') - banks
+    np.testing.assert_allclose(load_exported(prefix + '-banks')(x).asnumpy(), reference, **tol)
+    params = mx.nd.load(prefix + '-banks-0000.params')
     assert any(k.endswith('_folded_bias') and abs(v.asscalar()) > 1e-3
                for k, v in params.items())
+    # step 2: the affine map from the squeezed signals into the unit's first FC layer
+    names = fold_exported(prefix, out_prefix=prefix + '-all', input_shape=(1, 3, 32, 32))
+    assert len(names) == banks + len(units)
+    graph = json.load(open(prefix + '-all-symbol.json'))['nodes']
+    assert count(graph, 'Convolution') == count(unfolded, 'Convolution') - banks
+    assert count(graph, 'FullyConnected') == count(unfolded, 'FullyConnected')
+    if '_spa' not in name:       # the spatial maps have means and pads of their own
+        assert count(graph, 'mean') == 0 and count(graph, 'Pad') == 0
+    np.testing.assert_allclose(load_exported(prefix + '-all')(x).asnumpy(), reference, **tol)
+
+
+def test_collapse_equals_the_hand_computation():
+    """Two squeezed signal vectors, stacked into a map, a 2x1 bank (conv, BN, mean), zero
+    padding and a concatenation with the second vector, then an FC with a bias: the FC over
+    the concatenated signals that replaces them, against numpy."""
+    rng = np.random.RandomState(3)
+    c, eps, hidden = 6, 3, 4
+    data = mx.sym.var('data')
+    pu = mx.sym.Pooling(data, kernel=(1, 1), global_pool=True, pool_type='avg', name='pu')
+    px = mx.sym.Pooling(mx.sym.relu(data), kernel=(1, 1), global_pool=True, pool_type='max',
+                        name='px')
+    v = mx.sym.concat(mx.sym.reshape(pu, shape=(0, 1, 1, -1)),
+                      mx.sym.reshape(px, shape=(0, 1, 1, -1)), dim=2)     # (N, 1, 2, C)
+    g = mx.sym.mean(mx.sym.BatchNorm(mx.sym.Convolution(v, num_filter=eps, kernel=(2, 1),
+                                                        no_bias=True, name='bank'),
+                                     fix_gamma=False, eps=1e-5, name='bn'), axis=1,
+                    keepdims=True)                                        # (N, 1, 1, C)
+    g = mx.sym.pad(g, mode='constant', constant_value=0, pad_width=(0, 0, 0, 0, 0, 0, 0, 2))
+    z = mx.sym.concat(mx.sym.flatten(g), mx.sym.flatten(px), dim=1)       # C + 2 + C
+    out = mx.sym.FullyConnected(z, num_hidden=hidden, name='fc1')
+    args = {'bank_weight': rng.normal(size=(eps, 1, 2, 1)), 'bn_gamma': rng.uniform(.5, 1.5, eps),
+            'bn_beta': rng.normal(size=eps), 'fc1_weight': rng.normal(size=(hidden, 2 * c + 2)),
+            'fc1_bias': rng.normal(size=hidden)}
+    aux = {'bn_moving_mean': rng.normal(size=eps), 'bn_moving_var': rng.uniform(.5, 2, eps)}
+    args = {k: mx.nd.array(v) for k, v in args.items()}
+    aux = {k: mx.nd.array(v) for k, v in aux.items()}
+    new, nargs, naux, names = collapse_linear(out, args, aux, (1, c, 3, 3))
+    assert names == ['fc1'] and naux == {}
+    assert sorted(nargs) == ['fc1_collapsed_bias', 'fc1_collapsed_weight']
+    assert nargs['fc1_collapsed_weight'].shape == (hidden, 2 * c)     # u and x: 2C signals
+    ops = {n['op'] for n in json.loads(new.tojson())['nodes']}
+    assert ops == {'null', 'Pooling', 'relu', 'Flatten', 'Concat', 'FullyConnected'}
+    x = rng.normal(size=(5, c, 3, 3))
+    got = new.bind(mx.cpu(), dict(nargs, data=mx.nd.array(x))).forward()[0].asnumpy()
+    # by hand
+    u, xs = x.mean(axis=(2, 3)), np.maximum(x, 0).max(axis=(2, 3))
+    w = args['bank_weight'].asnumpy()[:, 0, :, 0]
+    a = args['bn_gamma'].asnumpy() / np.sqrt(aux['bn_moving_var'].asnumpy() + 1e-5)
+    maps = [a[k] * (w[k, 0] * u + w[k, 1] * xs - aux['bn_moving_mean'].asnumpy()[k]) +
+            args['bn_beta'].asnumpy()[k] for k in range(eps)]
+    zz = np.concatenate([np.mean(maps, axis=0), np.zeros((5, 2)), xs], axis=1)
+    want = zz.dot(args['fc1_weight'].asnumpy().T) + args['fc1_bias'].asnumpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_collapse_leaves_se_units_and_nonlinear_maps_alone():
+    data = mx.sym.var('data')
+    z = mx.sym.Pooling(data, kernel=(1, 1), global_pool=True, pool_type='avg')
+    se = mx.sym.FullyConnected(z, num_hidden=2, no_bias=True, name='fc')   # nothing to absorb
+    conv = mx.sym.Convolution(mx.sym.reshape(z, shape=(0, 1, 1, -1)), num_filter=1,
+                              kernel=(1, 1), name='c')
+    through_relu = mx.sym.FullyConnected(mx.sym.relu(conv), num_hidden=2, name='fc2')
+    args = {'fc_weight': mx.nd.ones((2, 4)), 'c_weight': mx.nd.ones((1, 1, 1, 1)),
+            'c_bias': mx.nd.ones((1,)), 'fc2_weight': mx.nd.ones((2, 4)),
+            'fc2_bias': mx.nd.ones((2,))}
+    for sym in (se, through_relu):
+        assert collapse_linear(sym, args, {}, (1, 4, 2, 2))[3] == []
 
 
 def test_export_fold_flag_and_onnx_of_the_folded_model(tmp_path):

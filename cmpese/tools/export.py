@@ -9,7 +9,8 @@ the C++ predictor, ``cmpese.tools.deploy.Predictor``); ``--onnx`` also writes
 graph optimizations applied offline: BatchNorm folded into the convolutions before it,
 constants folded). ``--fold`` collapses every linear filter bank of the units (CMPE-SE
 pair-view, InI G-filters: filters, BatchNorm, average of the maps) into one filter with a
-bias (docs/export.md, :mod:`cmpese.tools.fold`). docs/export.md, docs/deploy.md.
+bias, and then the whole affine map from a unit's squeezed signals to its first FC layer
+into that layer (:mod:`cmpese.tools.fold`). docs/export.md, docs/deploy.md.
 """
 import contextlib
 import json
@@ -39,8 +40,9 @@ def export_model(net, prefix, input_shape=(1, 3, 32, 32), epoch=0, ctx=None, ops
     The graph is traced with the units' ``ops`` profile (:mod:`cmpese.units.ops`; default
     ``'reference'``: global average Pooling, broadcast_mul, mean, which ONNX and oneDNN's
     subgraph passes know natively and which inference runs fastest with), on zeros of
-    ``input_shape``. ``fold=True`` then collapses the units' linear filter banks in the
-    written files (:func:`cmpese.tools.fold.fold_exported`). ``net`` is left hybridized with
+    ``input_shape``. ``fold=True`` then collapses the units' linear filter banks, and the
+    affine maps between their squeezed signals and their first FC layer, in the written
+    files (:func:`cmpese.tools.fold.fold_exported`). ``net`` is left hybridized with
     its cached graph cleared, so its next call traces the current default operators again.
     """
     from ..units import ops as unit_ops
@@ -55,7 +57,7 @@ def export_model(net, prefix, input_shape=(1, 3, 32, 32), epoch=0, ctx=None, ops
     files = '%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, epoch)
     if fold:
         from .fold import fold_exported
-        fold_exported(prefix, epoch)
+        fold_exported(prefix, epoch, input_shape=input_shape)
     return files
 
 
@@ -272,7 +274,8 @@ def main(argv=None):
                         help="input height and width (the model's: 32 CIFAR, 224 ImageNet)")
     parser.add_argument('--fold', action='store_true',
                         help="collapse the units' filter banks (filters + BN + average) into "
-                             'one filter with a bias each (same outputs, fewer operators)')
+                             'one filter with a bias each, and the affine maps before their '
+                             'FC layers into those layers (same outputs, fewer operators)')
     parser.add_argument('--onnx', action='store_true', help='also write {prefix}.onnx')
     parser.add_argument('--onnx-optimized', action='store_true',
                         help="also write {prefix}.opt.onnx, onnxruntime's offline-optimized "
@@ -296,7 +299,7 @@ def main(argv=None):
     size = args.input_size or info.input_size
     shape = (1, 3, size, size)
     sym, params = export_model(net, args.prefix, shape, fold=args.fold)
-    logging.info('wrote %s and %s%s', sym, params, ' (filter banks folded)' if args.fold else '')
+    logging.info('wrote %s and %s%s', sym, params, ' (folded)' if args.fold else '')
     if args.onnx or args.onnx_optimized:
         path = export_onnx(sym, params, args.prefix + '.onnx', shape,
                            optimized_file=args.onnx_optimized or None)

@@ -19,16 +19,26 @@ folds any unit built that way; it needs the reference operators of
 :mod:`cmpese.units.ops` (``mean`` for the average), which :func:`cmpese.tools.export.export_model`
 traces by default. Nothing else in the graph changes.
 
+A second, larger step follows from the same linearity: everything between the unit's
+squeezed signals and its first FC layer (the stacking or alternate fold into an inner-imaged
+map, the folded banks, zero padding, concatenation, flattening) is an affine map of those
+signals, so the FC layer can absorb it. :func:`collapse_linear` finds, for every
+``FullyConnected`` node, the affine subgraph feeding it (operators of :data:`AFFINE_OPS`, with
+constant weights), measures the map (its value at 0 and on every unit vector, in float64),
+and replaces the subgraph and the FC by one FC over the concatenated signals, with a bias.
+A pair-view or InI unit then costs at inference what its two squeezes and two FC layers cost.
+
     python -m cmpese.tools.export --model ini_wrn16_8_mix_5_d --prefix out/m --fold
 """
 import copy
 import json
 import logging
+import warnings
 
 import mxnet as mx
 import numpy as np
 
-__all__ = ['fold_symbol', 'fold_exported', 'fold_bank']
+__all__ = ['fold_symbol', 'collapse_linear', 'fold_exported', 'fold_bank', 'AFFINE_OPS']
 
 log = logging.getLogger(__name__)
 
@@ -180,15 +190,217 @@ def fold_symbol(symbol, arg_params, aux_params):
     return mx.sym.load_json(json.dumps(out)), arg_params, aux_params, folded
 
 
-def fold_exported(prefix, epoch=0, out_prefix=None):
+# operators that are affine in their data inputs when their other inputs are constants
+# (parameters) and BatchNorm uses its running statistics (inference)
+AFFINE_OPS = {'Reshape', 'reshape', 'Flatten', 'flatten', 'Concat', 'concat', 'stack',
+              'expand_dims', 'squeeze', 'transpose', 'SwapAxis', 'swapaxes', 'slice_axis',
+              'slice', 'Pad', 'pad', 'Convolution', 'BatchNorm', 'mean', 'sum',
+              '_mul_scalar', '_div_scalar', '_plus_scalar', '_minus_scalar', 'elemwise_add',
+              'elemwise_sub', '_plus', '_minus', 'add_n', 'ElementWiseSum', 'Dropout',
+              'identity', '_copy', 'BlockGrad'}
+# operators whose presence makes collapsing worth it (reshapes alone are free)
+_WORTH = {'Convolution', 'BatchNorm', 'mean', 'sum', 'Pad', 'pad', 'stack', 'transpose'}
+# data inputs of the affine operators with parameters (the others are constants)
+_DATA_INPUTS = {'Convolution': 1, 'BatchNorm': 1}
+MAX_SIGNALS = 16384      # probes per collapsed map (its input width)
+_VERSION_ATTRS = json.loads(mx.sym.var('x').tojson())['attrs']   # this MXNet's JSON version
+
+
+def _affine_subgraph(nodes, consumers, fid):
+    """(subgraph node ids, leaf entries) of the affine map feeding FC ``fid``'s data, or
+    None when there is nothing worth collapsing or an inner node is used elsewhere."""
+    inner, leaves, stack = set(), [], [tuple(nodes[fid]['inputs'][0][:2])]
+    while stack:
+        nid, out = stack.pop()
+        node = nodes[nid]
+        attrs = _attrs(node)
+        affine = node['op'] in AFFINE_OPS and out == 0 and not (
+            node['op'] in ('Pad', 'pad') and (attrs.get('mode', 'constant') != 'constant' or
+                                              float(attrs.get('constant_value', 0)) != 0)) \
+            and not (node['op'] == 'Dropout' and attrs.get('mode') == 'always')
+        if not affine:
+            if (nid, out) not in leaves:
+                leaves.append((nid, out))
+            continue
+        if nid in inner:
+            continue
+        inner.add(nid)
+        data = node['inputs'][:_DATA_INPUTS.get(node['op'], len(node['inputs']))]
+        for entry in node['inputs'][len(data):]:          # parameters: constants only
+            if nodes[entry[0]]['op'] != 'null':
+                return None
+        stack.extend(tuple(e[:2]) for e in data)
+    if not inner & {i for i, n in enumerate(nodes) if n['op'] in _WORTH}:
+        return None
+    users = {i for i in inner | {fid}}
+    for i, node in enumerate(nodes):
+        if i not in users and any(e[0] in inner for e in node['inputs']):
+            return None
+    if any(nodes[l]['op'] == 'null' for l, _ in leaves):    # a graph input: not a unit
+        return None
+    return inner, leaves
+
+
+def _measure(nodes, inner, leaves, head, params, leaf_shapes):
+    """Float64 (A, c) with ``head``'s flattened value = A . concat(flattened leaves) + c."""
+    sub, leaf_id, node_id = [], {}, {}
+    for k, leaf in enumerate(leaves):
+        leaf_id[leaf] = len(sub)
+        sub.append({'op': 'null', 'name': '_leaf%d' % k, 'inputs': []})
+
+    def entry(e):
+        key = tuple(e[:2])
+        if key in leaf_id:
+            return [leaf_id[key], 0, 0]
+        if e[0] not in node_id:                     # a parameter of an inner node
+            node_id[e[0]] = len(sub)
+            sub.append(copy.deepcopy(nodes[e[0]]))
+        return [node_id[e[0]], e[1], 0]
+
+    for i in sorted(inner):                         # the JSON lists nodes in graph order
+        node = copy.deepcopy(nodes[i])
+        node['inputs'] = [entry(e) for e in nodes[i]['inputs']]
+        node_id[i] = len(sub)
+        sub.append(node)
+    graph = {'nodes': sub, 'arg_nodes': [i for i, n in enumerate(sub) if n['op'] == 'null'],
+             'heads': [entry(head)], 'attrs': _VERSION_ATTRS}
+    symbol = mx.sym.load_json(json.dumps(graph))
+    sizes = [int(np.prod(shape)) for shape in leaf_shapes]
+    total = sum(sizes)
+    probes = np.zeros((total + 1, total))
+    probes[1:] = np.eye(total)
+    feed, start = {}, 0
+    for k, (shape, size) in enumerate(zip(leaf_shapes, sizes)):
+        feed['_leaf%d' % k] = mx.nd.array(probes[:, start:start + size].reshape(
+            (total + 1,) + tuple(shape)), dtype='float64')
+        start += size
+    # a SymbolBlock (Gluon's cached graph) in float64: plain kernels, no oneDNN subgraph pass
+    names = ['_leaf%d' % k for k in range(len(leaves))]
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        block = mx.gluon.SymbolBlock(symbol, [mx.sym.var(n) for n in names])
+    block.collect_params().load_dict({n: params[n].astype('float64')
+                                      for n in block.collect_params() if n in params},
+                                     ctx=mx.cpu(), cast_dtype=True, dtype_source='saved')
+    out = block(*[feed[n] for n in names]).asnumpy().reshape(total + 1, -1)
+    return (out[1:] - out[0]).T, out[0]
+
+
+def collapse_linear(symbol, arg_params, aux_params, input_shape):
+    """Replace every FC layer fed by an affine subgraph worth collapsing (module docstring)
+    by one FC over the subgraph's concatenated inputs. ``input_shape`` is the graph input's
+    shape (batch 1 is enough). Returns ``(symbol, arg_params, aux_params, collapsed)``, the
+    last the names of the FC layers rewritten."""
+    graph = json.loads(symbol.tojson())
+    nodes = graph['nodes']
+    consumers = {}
+    for node in nodes:
+        for e in node['inputs']:
+            consumers[(e[0], e[1])] = consumers.get((e[0], e[1]), 0) + 1
+    found = {}
+    for fid, node in enumerate(nodes):
+        if node['op'] == 'FullyConnected' and _true(_attrs(node).get('flatten'), True):
+            sub = _affine_subgraph(nodes, consumers, fid)
+            if sub:
+                found[fid] = sub
+    if not found:
+        return symbol, dict(arg_params), dict(aux_params), []
+    internals = symbol.get_internals()
+    input_name = symbol.list_inputs()[0]
+    _, out_shapes, _ = internals.infer_shape_partial(**{input_name: tuple(input_shape)})
+    shapes = dict(zip(internals.list_outputs(), out_shapes))
+
+    def entry_shape(nid, out):
+        node = nodes[nid]
+        names = ['%s_output' % node['name']] if out == 0 else []
+        names.append('%s_output%d' % (node['name'], out))
+        for name in names:
+            if name in shapes:
+                return shapes[name]
+        raise ValueError('no inferred shape for %s' % node['name'])
+
+    params = dict(arg_params)
+    params.update(aux_params)
+    arg_params, aux_params = dict(arg_params), dict(aux_params)
+    replaced, collapsed, dropped = {}, [], set()
+    for fid, (inner, leaves) in found.items():
+        leaf_shapes = [entry_shape(*leaf)[1:] for leaf in leaves]
+        if sum(int(np.prod(s)) for s in leaf_shapes) > MAX_SIGNALS:
+            continue
+        fc = nodes[fid]
+        a, c = _measure(nodes, inner, leaves, tuple(fc['inputs'][0][:2]), params, leaf_shapes)
+        w = params[nodes[fc['inputs'][1][0]]['name']].asnumpy().astype(np.float64)
+        bias = np.zeros(w.shape[0]) if _true(_attrs(fc).get('no_bias')) else \
+            params[nodes[fc['inputs'][2][0]]['name']].asnumpy().astype(np.float64)
+        wname, bname = fc['name'] + '_collapsed_weight', fc['name'] + '_collapsed_bias'
+        arg_params[wname] = mx.nd.array(w.dot(a), dtype='float32')
+        arg_params[bname] = mx.nd.array(w.dot(c) + bias, dtype='float32')
+        replaced[fid] = (leaves, wname, bname)
+        collapsed.append(fc['name'])
+        dropped |= inner
+    # the rewritten graph: the FC's new inputs are Flatten(leaf) ... Concat
+    new_nodes, new_id = [], {}
+
+    def emit(node):
+        new_nodes.append(node)
+        return len(new_nodes) - 1
+
+    def entry(e):
+        return [new_id[e[0]], e[1], 0]
+
+    for nid, node in enumerate(nodes):
+        if nid in dropped:
+            continue
+        node = copy.deepcopy(node)
+        if nid in replaced:
+            leaves, wname, bname = replaced[nid]
+            flat = [emit({'op': 'Flatten', 'name': '%s_signals%d' % (node['name'], k),
+                          'inputs': [entry(leaf)]}) for k, leaf in enumerate(leaves)]
+            data = flat[0] if len(flat) == 1 else emit(
+                {'op': 'Concat', 'name': node['name'] + '_signals',
+                 'attrs': {'dim': '1', 'num_args': str(len(flat))},
+                 'inputs': [[f, 0, 0] for f in flat]})
+            wid = emit({'op': 'null', 'name': wname, 'inputs': []})
+            bid = emit({'op': 'null', 'name': bname, 'inputs': []})
+            attrs = dict(_attrs(node))
+            attrs['no_bias'] = 'False'
+            node.pop('param', None)
+            node['attrs'] = attrs
+            node['inputs'] = [[data, 0, 0], [wid, 0, 0], [bid, 0, 0]]
+        else:
+            node['inputs'] = [entry(e) for e in node['inputs']]
+        new_id[nid] = emit(node)
+    out = {'nodes': new_nodes,
+           'arg_nodes': [i for i, n in enumerate(new_nodes) if n['op'] == 'null'],
+           'heads': [entry(e) for e in graph['heads']]}
+    if 'attrs' in graph:
+        out['attrs'] = graph['attrs']
+    folded = mx.sym.load_json(json.dumps(out))
+    folded = mx.sym.load_json(folded.tojson())         # drop what became unreachable
+    used = set(folded.list_inputs())
+    arg_params = {k: v for k, v in arg_params.items() if k in used}
+    aux_params = {k: v for k, v in aux_params.items() if k in used}
+    return folded, arg_params, aux_params, collapsed
+
+
+def fold_exported(prefix, epoch=0, out_prefix=None, input_shape=None):
     """Fold the exported ``{prefix}-symbol.json`` / ``{prefix}-{epoch:04d}.params`` and write
-    the result to ``out_prefix`` (default: in place). Returns the folded convolutions' names."""
+    the result to ``out_prefix`` (default: in place): every filter bank into one filter
+    (:func:`fold_symbol`), then, given the graph's ``input_shape``, every affine map before
+    an FC layer into that layer (:func:`collapse_linear`). Returns the names of the folded
+    convolutions and of the rewritten FC layers."""
     symbol, arg_params, aux_params = mx.model.load_checkpoint(prefix, epoch)
     symbol, arg_params, aux_params, folded = fold_symbol(symbol, arg_params, aux_params)
+    collapsed = []
+    if input_shape is not None:
+        symbol, arg_params, aux_params, collapsed = collapse_linear(
+            symbol, arg_params, aux_params, input_shape)
     out_prefix = out_prefix or prefix
     symbol.save('%s-symbol.json' % out_prefix)
     saved = {'arg:' + k: v for k, v in arg_params.items()}
     saved.update(('aux:' + k, v) for k, v in aux_params.items())
     mx.nd.save('%s-%04d.params' % (out_prefix, epoch), saved)
-    log.info('folded %d filter bank(s)', len(folded))
-    return folded
+    log.info('folded %d filter bank(s) into one filter each%s', len(folded),
+             ', %d affine map(s) into the FC layer after them' % len(collapsed)
+             if input_shape is not None else '')
+    return folded + collapsed
