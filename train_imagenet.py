@@ -42,12 +42,6 @@ DTYPES = ('float32', 'float16', 'bfloat16')
 # ImageNet options a resumed run may change (besides the trainers' RUNTIME_KEYS): the data
 # files' locations and the decoding threads, not what is computed.
 RESUME_RUNTIME_KEYS = ('rec_train', 'rec_train_idx', 'rec_val', 'rec_val_idx', 'data_nthreads')
-# Options whose effect lives in cmpese.training.fit: the loaders already give smoothed soft
-# targets and float16 batches, but fit chooses the soft loss only during mixup epochs, its
-# rate schedule has no warmup, and it builds its optimizer without multi_precision and runs
-# its shape-resolving first pass in float32. They are refused until fit implements them and
-# they are listed here (docs/imagenet.md).
-FIT_SUPPORTS = ()
 KVSTORES = ('device', 'local', 'nccl', 'dist_sync', 'dist_device_sync')
 
 
@@ -201,19 +195,9 @@ def _check_args(args, explicit, ConfigError):
         raise ConfigError('--dtype float16 needs --gpus: MXNet 1.9.1 has no float16 GEMM on '
                           'the CPU ("FP16 gemm on cpu not implemented"); on a CPU use --dtype '
                           'bfloat16 or float32')
-    if args.dtype == 'float16' and '--dtype float16' not in FIT_SUPPORTS:
-        raise ConfigError('--dtype float16 needs multi-precision SGD and a float16 first pass '
-                          'in the shared fit loop (cmpese.training.fit), which this version '
-                          'does not have yet; use --dtype float32 (docs/imagenet.md)')
     if args.dtype == 'bfloat16' and args.gpus:
         raise ConfigError('--dtype bfloat16 runs on the CPU (MXNet AMP with oneDNN); on GPUs '
                           'use --dtype float16')
-    for flag, value, needs in (
-            ('--warmup-epochs', args.warmup_epochs, 'a warmup in the rate schedule'),
-            ('--label-smoothing', args.label_smoothing, 'soft targets without mixup')):
-        if value and flag not in FIT_SUPPORTS:
-            raise ConfigError('%s needs %s in the shared fit loop (cmpese.training.fit), which '
-                              'this version does not have yet; drop %s' % (flag, needs, flag))
     if args.kvstore == 'nccl' and not args.gpus:
         raise ConfigError('--kvstore nccl aggregates over GPUs: give --gpus, or use --kvstore '
                           'device')
