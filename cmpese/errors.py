@@ -65,7 +65,7 @@ def _user_error_types():
     imported before mxnet by the command lines)."""
     types = [UserError]
     try:
-        from .data.common import DatasetFormatError, DatasetNotFound
+        from .data.files import DatasetFormatError, DatasetNotFound
         types += [DatasetNotFound, DatasetFormatError]
     except ImportError:  # pragma: no cover
         pass

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import cmpese.data as data
-from cmpese.data import common
+from cmpese.data import files as common
 
 
 def _image(i):

@@ -1,6 +1,6 @@
 """Datasets read from local files in their official formats, the bundled digits set, a
 deterministic batch loader and mixup. See docs/data.md."""
-from .common import DatasetFormatError, DatasetNotFound, default_data_dir
+from .files import DatasetFormatError, DatasetNotFound, default_data_dir
 from .cifar import load_cifar10, load_cifar100, read_cifar_binary
 from .datasets import (DATASETS, OFFICIAL_SIZES, DatasetInfo, channel_stats, dataset_info,
                        dataset_names, load_dataset, load_train_test, normalization, size_note)

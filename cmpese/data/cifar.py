@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from .common import DatasetFormatError, DatasetNotFound, default_data_dir, download_files
+from .files import DatasetFormatError, DatasetNotFound, default_data_dir, download_files
 
 __all__ = ['load_cifar10', 'load_cifar100', 'read_cifar_binary', 'CIFAR_SPECS']
 

@@ -45,7 +45,7 @@ import struct
 
 import numpy as np
 
-from .common import DatasetFormatError, DatasetNotFound
+from .files import DatasetFormatError, DatasetNotFound
 from .loader import STREAM_AUGMENT, STREAM_MIXUP, STREAM_ORDER, epoch_rng, mix_batch
 
 __all__ = ['RecordLoader', 'SyntheticLoader', 'RecordFileMissing', 'IMAGENET_MEAN',

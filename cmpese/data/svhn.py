@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from .common import DatasetFormatError, DatasetNotFound, default_data_dir, download_files
+from .files import DatasetFormatError, DatasetNotFound, default_data_dir, download_files
 
 __all__ = ['load_svhn', 'read_svhn_mat', 'SVHN_FILES', 'SVHN_URL', 'SVHN_SUBDIR']
 

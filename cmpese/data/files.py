@@ -1,5 +1,5 @@
-"""What the file readers share: the missing-data error, the data directory, and a download
-that either puts complete files in place or leaves nothing behind."""
+"""Dataset files: where they live (the data directory), the missing-data and bad-format errors,
+and a download that either puts complete files in place or leaves nothing behind."""
 import os
 import shutil
 import socket
