@@ -20,12 +20,14 @@ What is timed, per model:
 * ``gluon``: a predict-mode forward of the same hybridized network in the training process
   (what ``net(x)`` costs a user who does not deploy);
 * ``mxnet`` and ``onnxruntime``: the exported model (:func:`cmpese.tools.export.export_model`,
-  the units' reference operators) in :class:`cmpese.tools.deploy.Predictor` on each runtime
+  the units' reference operators, folded as ``--fold`` does unless ``--no-fold``) in
+  :class:`cmpese.tools.deploy.Predictor` on each runtime
   (oneDNN subgraph backend; onnxruntime with every graph optimization). The predictor's best
   runtime is the faster of the two per suite, as measured here.
 
 Every ratio is to the suite's plain model *in the same runtime and batch*, from the same
-rounds. Fairness on a small shared machine: all models of a suite are built and make an
+rounds (CMPE-SE-ResNet-50, the CMPE-SE paper's pre-activation network, to the pre-activation
+ResNet-50). Fairness on a small shared machine: all models of a suite are built and make an
 untimed first call, then the suite is timed in rounds, ``for r in rounds: for entry in
 shuffled(entries)``, one warm-up round discarded, training rounds before inference rounds
 (with oneDNN a predict call re-lays out the weights that the next training step lays back);
@@ -70,9 +72,12 @@ def _cifar(backbone):
 
 
 SUITES = {
+    # CMPE-SE-ResNet-50 is the CMPE-SE paper's pre-activation network: its own plain
+    # baseline is the pre-activation ResNet-50 (get_resnet_imagenet(50, version=2))
     'imagenet': dict(size=224, classes=1000, train_batch=8, infer_batches=(1, 8), models=[
         ('resnet50', 'cmpese', 'plain'), ('se_resnet50', 'cmpese', 'se'),
-        ('cmpe_se_resnet50_1x1', 'cmpese', 'cmpe'), ('ini_resnet50_mix_5_d', 'cmpese', 'ini'),
+        ('resnet50_v2', 'builder', 'plain_v2'), ('cmpe_se_resnet50_1x1', 'cmpese', 'cmpe'),
+        ('ini_resnet50_mix_5_d', 'cmpese', 'ini'),
         ('resnet50_v1b', 'gluoncv', 'peer_plain'), ('se_resnet50_v1', 'gluoncv', 'peer_se')]),
     'wrn16_8': _cifar('wrn16_8'),
     'preresnet164': _cifar('preresnet164'),
@@ -103,6 +108,8 @@ def parse_args(argv=None):
                    help='unit operators for the Gluon train/predict timings (a profile of '
                         'cmpese.units.ops or squeeze=..,scale=..,mean=..); default: the '
                         "package's")
+    p.add_argument('--no-fold', action='store_true',
+                   help='export the predictor models without --fold (to measure what it gives)')
     p.add_argument('--no-train', action='store_true')
     p.add_argument('--no-infer', action='store_true')
     p.add_argument('--no-floor', action='store_true')
@@ -174,6 +181,10 @@ def build(name, source, classes, seed):
     if source == 'gluoncv':
         import gluoncv
         net = gluoncv.model_zoo.get_model(name, classes=classes)
+    elif source == 'builder':       # resnet50_v2: the pre-activation ResNet-50
+        from cmpese.models import get_resnet_imagenet
+        net = get_resnet_imagenet(int(name[len('resnet'):name.index('_')]), version=2,
+                                  classes=classes)
     else:
         import cmpese
         net = cmpese.get_model(name, classes=classes)
@@ -228,7 +239,7 @@ def infer_entries(suite, spec, args, data, workdir):
             for b in spec['infer_batches']:
                 net(data[:b]).wait_to_read()
         prefix = os.path.join(workdir, name)
-        sym, params = export_model(net, prefix, (1, 3, size, size))
+        sym, params = export_model(net, prefix, (1, 3, size, size), fold=not args.no_fold)
         with _ops(args):           # export re-hybridizes: trace the timed graph again
             net.hybridize(static_alloc=True, static_shape=True)
         if 'onnxruntime' in args.runtimes:
@@ -288,6 +299,14 @@ def med(entry):
     return statistics.median(entry.times) if entry.times else float('nan')
 
 
+def baseline_of(spec, model):
+    """The plain model a model's ratios are to: the pre-activation one for CMPE-SE on
+    ImageNet (when the suite has it), the suite's plain model otherwise."""
+    roles = {role: name for name, _, role in spec['models']}
+    role = [r for n, _, r in spec['models'] if n == model][0]
+    return roles['plain_v2'] if role == 'cmpe' and 'plain_v2' in roles else roles['plain']
+
+
 def summarise(suite, spec, entries):
     """{(model, kind, batch): {'ms', 'ratio', 'spread', 'samples'}} with ratios to plain."""
     plain = [n for n, _, role in spec['models'] if role == 'plain'][0]
@@ -296,7 +315,7 @@ def summarise(suite, spec, entries):
     for (model, kind, batch), e in by_key.items():
         if model == 'floor':
             continue
-        base = by_key.get((plain, kind, batch))
+        base = by_key.get((baseline_of(spec, model), kind, batch))
         m = med(e)
         table[(model, kind, batch)] = {
             'ms': 1e3 * m, 'ratio': m / med(base) if base else float('nan'),
@@ -326,15 +345,17 @@ def format_suite(suite, spec, table, runtimes):
                                                 for k in ('gluon',) + tuple(runtimes)]
     kinds = [(k, b) for k, b in kinds if any((m, k, b) in table for m, _, _ in spec['models'])]
     head = ['%s b%d' % (k, b) for k, b in kinds]
-    lines = ['%-28s | %s' % ('model (ms, ratio to plain)', ' | '.join('%18s' % h for h in head))]
+    lines = ['%-36s | %s' % ('model (ms, ratio to plain)', ' | '.join('%18s' % h for h in head))]
     lines.append('-' * len(lines[0]))
     for name, source, role in spec['models']:
-        label = name + (' (GluonCV)' if source == 'gluoncv' else '')
+        label = name + (' (GluonCV)' if source == 'gluoncv' else '') + \
+            (' (/ %s)' % baseline_of(spec, name) if role == 'cmpe' and
+             baseline_of(spec, name) != spec['models'][0][0] else '')
         cells = []
         for k, b in kinds:
             c = table.get((name, k, b))
             cells.append('%18s' % ('-' if c is None else '%8.1f %6.3fx' % (c['ms'], c['ratio'])))
-        lines.append('%-28s | %s' % (label, ' | '.join(cells)))
+        lines.append('%-36s | %s' % (label, ' | '.join(cells)))
     floors = [(k, b, c) for (m, k, b), c in table.items() if m == 'floor']
     for kind, batch, c in floors:
         lines.append('memory floor, %s batch %d: +%.1f ms per %s, (plain + floor) / plain = '
@@ -352,13 +373,15 @@ def verdicts(suite, spec, table, best):
         name = models[role]
         if 'train' in goals and (name, 'train', spec['train_batch']) in table:
             r = table[(name, 'train', spec['train_batch'])]['ratio']
-            out.append(('%s training batch %d: %.3fx plain (goal <= %.2f)'
-                        % (name, spec['train_batch'], r, goals['train']), r <= goals['train']))
+            out.append(('%s training batch %d: %.3fx %s (goal <= %.2f)'
+                        % (name, spec['train_batch'], r, baseline_of(spec, name),
+                           goals['train']), r <= goals['train']))
         for b in spec['infer_batches']:
             if best and (name, best, b) in table:
                 r = table[(name, best, b)]['ratio']
-                out.append(('%s deployed (%s) batch %d: %.3fx plain (goal <= %.2f)'
-                            % (name, best, b, r, goals['deploy']), r <= goals['deploy']))
+                out.append(('%s deployed (%s) batch %d: %.3fx %s (goal <= %.2f)'
+                            % (name, best, b, r, baseline_of(spec, name), goals['deploy']),
+                            r <= goals['deploy']))
     if 'peer_se' in models:
         for ours, peer in (('se', 'peer_se'), ('plain', 'peer_plain')):
             for kind, b in [('train', spec['train_batch'])] + \
