@@ -181,3 +181,18 @@ def test_deploy_command_line(deployed):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and 'Traceback' not in done.stderr
     assert 'export the model first' in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize('runtime', ['onnxruntime', 'mxnet'])
+def test_predictor_from_an_in_memory_block(runtime):
+    net = perturb_bn(calibrate_bn(init_net(cmpese.get_model('ini_preresnet20_mix_5_d',
+                                                            classes=10))))
+    x = random_input((2, 3, 32, 32), seed=13)
+    reference = net(x).asnumpy()
+    predictor = Predictor.from_block(net, runtime=runtime)
+    assert predictor.runtime == runtime
+    assert relative_error(predictor(x.asnumpy()), reference) < 1e-4
+    tmp = predictor._tmp
+    assert os.path.isdir(tmp)
+    predictor.close()
+    assert not os.path.exists(tmp)

@@ -124,6 +124,22 @@ class Predictor(object):
                                 'not only ONNX' % model)
             self._net = _mxnet_block(prefix, epoch)
 
+    @classmethod
+    def from_block(cls, net, input_shape=(1, 3, 32, 32), runtime='auto', fold=True,
+                   threads=None):
+        """A predictor of an in-memory Gluon model: exported (reference operators, folded by
+        default) and converted to ONNX in a temporary directory, removed by :meth:`close`.
+        For inference inside a training process, where ``net(x)`` runs the training graph."""
+        from .export import export_model, export_onnx
+        tmp = tempfile.mkdtemp(prefix='cmpese-deploy-')
+        prefix = os.path.join(tmp, 'model')
+        sym, params = export_model(net, prefix, tuple(input_shape), fold=fold)
+        if runtime in ('auto', 'onnxruntime') and 'onnxruntime' in available_runtimes():
+            export_onnx(sym, params, prefix + '.onnx', tuple(input_shape))
+        predictor = cls(prefix, runtime, threads=threads)
+        predictor._tmp = tmp
+        return predictor
+
     def _convert(self, prefix, input_shape):
         from .export import export_onnx
         self._tmp = tempfile.mkdtemp(prefix='cmpese-deploy-')
