@@ -507,6 +507,9 @@ def main(argv=None):
                              cfg['model'], per_iter, timed['images_per_sec'], cfg['batch_size'],
                              cfg['input_size'], cfg['input_size'], cfg['dtype'], len(ctx),
                              workers))
+    elif cfg.get('record_result') and kv.rank == 0:
+        from cmpese.training.report import record_result
+        record_result(save_dir, log)
     return 0
 
 
