@@ -15,7 +15,7 @@ import cmpese
 from cmpese.errors import UserError
 from cmpese.tools.deploy import Predictor, available_runtimes
 from cmpese.tools.export import export_model, export_onnx
-from common import calibrate_bn, init_net, random_input
+from model_checks import calibrate_bn, init_net, random_input
 from test_export import perturb_bn
 
 pytest.importorskip('onnxruntime')

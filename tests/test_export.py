@@ -16,7 +16,7 @@ from cmpese.tools.export import export_model, export_onnx, load_exported
 from cmpese.tools.fold import collapse_linear, fold_bank, fold_exported, fold_symbol
 from cmpese.units.competitive import PairViewUnit
 from cmpese.units.inner_imaging import InnerImagingUnit
-from common import calibrate_bn, init_net, random_input
+from model_checks import calibrate_bn, init_net, random_input
 
 # one model per family x unit; every zoo name is hybridized in test_models.py
 ROUND_TRIP = ['preresnet20', 'se_preresnet20', 'cmpe_se_preresnet20_double_fc',

@@ -7,7 +7,7 @@ from mxnet import autograd
 import cmpese
 from cmpese.models import BasicBlock, PreActBlock, get_preresnet, get_resnet_cifar, get_wrn
 from cmpese.units import DoubleFCUnit, PairViewUnit, SEUnit, resolve_unit
-from common import PositiveUniform, init_net, nparams, random_input, unreached_parameters
+from model_checks import PositiveUniform, init_net, nparams, random_input, unreached_parameters
 
 ALL_NAMES = cmpese.get_model_list()
 

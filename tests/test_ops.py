@@ -13,7 +13,7 @@ from mxnet.gluon import HybridBlock
 
 import cmpese
 from cmpese.units import ops
-from common import calibrate_bn, init_net, random_input
+from model_checks import calibrate_bn, init_net, random_input
 
 SHAPES = [(1, 3, 4, 5), (3, 8, 7, 7), (2, 16, 1, 1)]
 

@@ -6,7 +6,7 @@ from cmpese.models import get_preresnet, get_wrn
 from cmpese.tools.complexity import count_params, format_paper_table, paper_table
 from cmpese.tools.paper_tables import DEVIATIONS, PAPER_PARAMS, agrees
 
-from common import T, unit_params
+from model_checks import T, unit_params
 
 
 UNITS = [None, 'se', 'cmpe_se_double_fc', 'cmpe_se_2x1', 'cmpe_se_1x1']

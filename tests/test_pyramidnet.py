@@ -11,7 +11,7 @@ from cmpese.models import (AllCNNBlock, PostActBlock, PreActBlock, PyramidBlock,
 from cmpese.tools.complexity import count_params
 from cmpese.tools.export import export_model, load_exported
 from cmpese.units import SEUnit, resolve_unit
-from common import (UNITS, agrees, blocks_of, cases, check_export_round_trip,
+from model_checks import (UNITS, agrees, blocks_of, cases, check_export_round_trip,
                     check_forward_and_hybridize, check_training_step, init_net, random_input,
                     small_pyramidnet, unit_params)
 
@@ -38,7 +38,7 @@ def test_forward_shape_and_hybridize_equals_imperative(name, build, size, unit):
 
 @pytest.mark.parametrize('name,build,size,unit', CASES, ids=IDS)
 def test_a_training_step_reaches_every_parameter(name, build, size, unit):
-    """See common.check_training_step: positive weights leave no ReLU dead for a whole
+    """See model_checks.check_training_step: positive weights leave no ReLU dead for a whole
     batch, so a parameter without gradient is one the graph does not connect."""
     check_training_step(name, build, size, unit)
 

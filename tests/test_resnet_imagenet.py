@@ -8,7 +8,7 @@ import pytest
 
 from cmpese.models import PostActBlock, PreActBlock, get_resnet_imagenet
 from cmpese.tools.complexity import count_params
-from common import (UNITS, agrees, blocks_of, cases, check_export_round_trip,
+from model_checks import (UNITS, agrees, blocks_of, cases, check_export_round_trip,
                     check_forward_and_hybridize, check_training_step, init_net, random_input,
                     unit_params)
 
@@ -33,7 +33,7 @@ def test_forward_shape_and_hybridize_equals_imperative(name, build, size, unit):
 
 @pytest.mark.parametrize('name,build,size,unit', CASES, ids=IDS)
 def test_a_training_step_reaches_every_parameter(name, build, size, unit):
-    """See common.check_training_step: positive weights leave no ReLU dead for a whole
+    """See model_checks.check_training_step: positive weights leave no ReLU dead for a whole
     batch, so a parameter without gradient is one the graph does not connect."""
     check_training_step(name, build, size, unit)
 

@@ -6,7 +6,7 @@ from mxnet import autograd
 
 from cmpese.units import (DoubleFCUnit, PairViewUnit, SEUnit, UnitSpec, get_unit, list_units,
                           resolve_unit)
-from common import sigmoid
+from model_checks import sigmoid
 
 BN_EPS = 1e-5
 

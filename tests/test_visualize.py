@@ -10,7 +10,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from common import calibrate_bn, init_net, random_input
+from model_checks import calibrate_bn, init_net, random_input
 from datafiles import synthetic_images, write_cifar10
 
 from cmpese import get_model

@@ -4,7 +4,7 @@ import pytest
 
 import cmpese
 from cmpese.models import PreActCIFARNet, ResNetCIFAR
-from common import init_net, random_input
+from model_checks import init_net, random_input
 
 
 def test_gluoncv_builds_our_models_after_import():

@@ -1,4 +1,5 @@
-"""Helpers shared by the tests."""
+"""Helpers for tests that build real models: initializers, inputs, BN calibration, the papers' hand
+counts of unit weights, and the checks every backbone family runs."""
 import mxnet as mx
 import numpy as np
 
