@@ -23,7 +23,7 @@ def table():
 def test_paper_row(table, row):
     name, printed, ours, diff, ok, source, note = table[0][row]
     if name in DEVIATIONS and 'allcnn' in name:
-        # hand counts in tests/test_backbones_more.py; docs/parameters.md has the arithmetic
+        # hand counts in tests/test_allcnn.py; docs/parameters.md has the arithmetic
         assert not ok and ours == {'allcnn': 1370996, 'se_allcnn': 1397492}[name]
     elif name in DEVIATIONS:
         # docs/parameters.md shows why the printed figure cannot come from the architecture;
