@@ -10,7 +10,7 @@ a shared 2-core machine only ever adds time). For each inner-imaged map (N, 1, r
 and eps, a G-filter stage ``average(BN(conv3x3(v)))`` with each channel-mean implementation.
 
 The default shapes are the package's: CIFAR training batch 32 and 128 (WRN-16-8 stage 1,
-ResNet-164 stages 1 and 3), ImageNet training batch 8 and 32 (ResNet-50 stages 1 and 4) and
+ResNet-164 stages 1 and 3), ImageNet training batch 8 to 64 (ResNet-50 stages 1, 2 and 4) and
 inference batch 1 and 8 / 32.
 
     python benchmarks/bench_ops.py --env OMP_NUM_THREADS=2        # the tables in docs/benchmarks.md
@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 # (mode, shape): CIFAR training 32 / 128, ImageNet training 8 / 32, inference 1 / 8 / 32
 SHAPES = ('train:32x128x32x32', 'train:128x64x32x32', 'train:32x256x8x8',
-          'train:8x256x56x56', 'train:32x256x56x56', 'train:8x2048x7x7',
+          'train:8x256x56x56', 'train:32x512x28x28', 'train:64x2048x7x7',
           'infer:1x256x56x56', 'infer:8x256x56x56', 'infer:1x2048x7x7', 'infer:32x256x8x8',
           'infer:1x256x8x8')
 MAPS = ('train:32x20x53x32', 'train:32x16x64x16', 'infer:1x16x64x16')
@@ -42,6 +42,8 @@ def parse_args(argv=None):
                         'skip')
     p.add_argument('--modes', default='train,infer', help='keep only these modes')
     p.add_argument('--blocks', type=int, default=4, help='blocks per stack (default 4)')
+    p.add_argument('--memory-gb', type=float, default=4.0,
+                   help='fewer blocks for training shapes whose stacks would need more (4)')
     p.add_argument('--steps', type=int, default=5, help='steps per timed round (default 5)')
     p.add_argument('--rounds', type=int, default=3, help='timed rounds (one more is warm-up)')
     p.add_argument('--env', action='append', default=[], metavar='KEY=VALUE',
@@ -146,6 +148,7 @@ def main(argv=None):
         key, value = kv.split('=', 1)
         os.environ[key] = value
     import mxnet as mx
+    import numpy as np
     from cmpese.units import ops
 
     modes = set(args.modes.split(','))
@@ -163,14 +166,21 @@ def main(argv=None):
             continue
         shape = dims(shape)
         x = mx.nd.random.normal(shape=shape)
-        nets = {'none': build(make_stack(shape[1], args.blocks, False), x, mode, {})}
+        # a training stack holds about 16 tensors of the shape per block: keep all the
+        # stacks of one shape under --memory-gb (32x256x56x56 at 4 blocks needed 17 GB)
+        size = 4 * int(np.prod(shape))
+        blocks = args.blocks if mode == 'infer' else max(1, min(args.blocks, int(
+            args.memory_gb * 1e9 / ((len(pairs) + 1) * 16 * size))))
+        nets = {'none': build(make_stack(shape[1], blocks, False), x, mode, {})}
         for sq, sc in pairs:
-            nets[(sq, sc)] = build(make_stack(shape[1], args.blocks, True), x, mode,
+            nets[(sq, sc)] = build(make_stack(shape[1], blocks, True), x, mode,
                                    {'squeeze': sq, 'scale': sc})
         best = time_rounds(nets, x, mode, args.steps, args.rounds)
         base = best.pop('none')
-        print('%-22s %8.2fms  %s' % (text, 1e3 * base, ' '.join(
-            '%16.2f' % (1e3 * (best[p] - base) / args.blocks) for p in pairs)), flush=True)
+        print('%-22s %8.2fms  %s%s' % (text, 1e3 * base, ' '.join(
+            '%16.2f' % (1e3 * (best[p] - base) / blocks) for p in pairs),
+            '  (%d blocks)' % blocks if blocks != args.blocks else ''), flush=True)
+        del nets
     means = sorted(ops.IMPLS['mean'])
     for text in filter(None, args.maps.split(',')):
         mode, spec = text.split(':')

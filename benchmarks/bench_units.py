@@ -78,7 +78,11 @@ SUITES = {
         ('resnet50', 'cmpese', 'plain'), ('se_resnet50', 'cmpese', 'se'),
         ('resnet50_v2', 'builder', 'plain_v2'), ('cmpe_se_resnet50_1x1', 'cmpese', 'cmpe'),
         ('ini_resnet50_mix_5_d', 'cmpese', 'ini'),
-        ('resnet50_v1b', 'gluoncv', 'peer_plain'), ('se_resnet50_v1', 'gluoncv', 'peer_se')]),
+        ('resnet50_v1b', 'gluoncv', 'peer_plain'), ('se_resnet50_v1', 'gluoncv', 'peer_se')],
+        # the training graphs of all seven ResNet-50s at batch 8 would hold about 12 GB
+        # (InI's alone 3 GB): three groups, each with the plain network, one after the other
+        train_groups=(('plain', 'se', 'peer_plain', 'peer_se'), ('plain', 'plain_v2', 'cmpe'),
+                      ('plain', 'ini'))),
     'wrn16_8': _cifar('wrn16_8'),
     'preresnet164': _cifar('preresnet164'),
 }
@@ -99,9 +103,9 @@ def parse_args(argv=None):
                    help='comma-separated subset of %s' % ', '.join(SUITES))
     p.add_argument('--rounds', type=int, default=5, help='timed rounds (median reported; 5)')
     p.add_argument('--warmup', type=int, default=1, help='discarded rounds (1)')
-    p.add_argument('--images-per-call', type=int, default=8,
-                   help='an inference timing repeats a call until about this many images '
-                        'went through (8; a batch-1 timing is 8 calls)')
+    p.add_argument('--min-time', type=float, default=0.3,
+                   help='an inference timing repeats its call to last about this long, in '
+                        'seconds (0.3; the count is fixed from one call before the rounds)')
     p.add_argument('--runtimes', default=','.join(RUNTIMES),
                    help='predictor runtimes to time (default both)')
     p.add_argument('--ops', default=None,
@@ -110,6 +114,10 @@ def parse_args(argv=None):
                         "package's")
     p.add_argument('--no-fold', action='store_true',
                    help='export the predictor models without --fold (to measure what it gives)')
+    p.add_argument('--clock', choices=('wall', 'cpu'), default='wall',
+                   help="wall: elapsed time (default); cpu: the process's CPU time, which "
+                        'other jobs on a shared machine disturb less (with OMP_NUM_THREADS=1 '
+                        'it is the work done; with more threads it includes their spinning)')
     p.add_argument('--no-train', action='store_true')
     p.add_argument('--no-infer', action='store_true')
     p.add_argument('--no-floor', action='store_true')
@@ -130,8 +138,8 @@ def parse_args(argv=None):
     if bad or not args.suites:
         p.error('unknown suite or runtime %s; suites: %s; runtimes: %s'
                 % (', '.join(bad) or '(none)', ', '.join(SUITES), ', '.join(RUNTIMES)))
-    if args.rounds < 1 or args.warmup < 0 or args.images_per_call < 1:
-        p.error('--rounds and --images-per-call must be >= 1, --warmup >= 0')
+    if args.rounds < 1 or args.warmup < 0 or not args.min_time >= 0:
+        p.error('--rounds must be >= 1, --warmup and --min-time >= 0')
     for kv in args.env:
         if '=' not in kv:
             p.error('--env expects KEY=VALUE, got %r' % kv)
@@ -140,20 +148,24 @@ def parse_args(argv=None):
 
 # --------------------------------------------------------------------------- timed entries
 class Entry(object):
-    """One timed thing: ``call()`` runs it once (``reps`` times per timing)."""
+    """One timed thing: ``call()`` runs it once (``reps`` times per timing); ``group`` is
+    the set of rounds it was timed in (ratios are within a group)."""
 
-    def __init__(self, model, kind, batch, call, reps=1):
+    def __init__(self, model, kind, batch, call, reps=1, group=0):
         self.model, self.kind, self.batch, self.call, self.reps = model, kind, batch, call, reps
+        self.group = group
         self.times = []
+
+    clock = time.perf_counter          # --clock cpu: time.process_time
 
     def time(self):
         import mxnet as mx
         mx.nd.waitall()
-        t0 = time.perf_counter()
+        t0 = Entry.clock()
         for _ in range(self.reps):
             self.call()
         mx.nd.waitall()
-        self.times.append((time.perf_counter() - t0) / self.reps)
+        self.times.append((Entry.clock() - t0) / self.reps)
 
 
 def run_rounds(entries, rounds, warmup, seed, label):
@@ -198,15 +210,16 @@ def _ops(args):
     return ops.using(args.ops) if args.ops else contextlib.nullcontext()
 
 
-def train_entries(suite, spec, args, data, label):
-    """Built and first-called training entries (and the nets, to free them afterwards)."""
+def train_entries(suite, spec, args, data, label, models, group):
+    """Built and first-called training entries of ``models`` (and the nets, to free them
+    afterwards)."""
     import mxnet as mx
     from mxnet import autograd, gluon
     batch = spec['train_batch']
     x, y = data[:batch], label[:batch]
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     entries, keep = [], []
-    for name, source, role in spec['models']:
+    for name, source, role in models:
         net = build(name, source, spec['classes'], args.seed)
         trainer = gluon.Trainer(net.collect_params(), 'nag',
                                 {'learning_rate': 0.01, 'momentum': 0.9, 'wd': 1e-4})
@@ -220,7 +233,7 @@ def train_entries(suite, spec, args, data, label):
             net.hybridize(static_alloc=True, static_shape=True)
             step()
         mx.nd.waitall()
-        entries.append(Entry(name, 'train', batch, step))
+        entries.append(Entry(name, 'train', batch, step, group=group))
         keep.append((net, trainer))
     return entries, keep
 
@@ -242,18 +255,25 @@ def infer_entries(suite, spec, args, data, workdir):
         sym, params = export_model(net, prefix, (1, 3, size, size), fold=not args.no_fold)
         with _ops(args):           # export re-hybridizes: trace the timed graph again
             net.hybridize(static_alloc=True, static_shape=True)
+            for b in spec['infer_batches']:
+                net(data[:b]).wait_to_read()
         if 'onnxruntime' in args.runtimes:
             export_onnx(sym, params, prefix + '.onnx', (1, 3, size, size))
-        predictors = {rt: Predictor(prefix, rt) for rt in args.runtimes}
+        threads = int(os.environ['OMP_NUM_THREADS']) if os.environ.get(
+            'OMP_NUM_THREADS', '').isdigit() else None   # onnxruntime: as many as MXNet
+        predictors = {rt: Predictor(prefix, rt, threads=threads) for rt in args.runtimes}
         for b in spec['infer_batches']:
             xb = data[:b]
             xn = xb.asnumpy()
-            reps = max(1, args.images_per_call // b)
-            entries.append(Entry(name, 'gluon', b, lambda net=net, xb=xb: net(xb).wait_to_read(),
-                                 reps))
+            calls = {'gluon': lambda net=net, xb=xb: net(xb).wait_to_read()}
             for rt, pred in predictors.items():
                 pred(xn)
-                entries.append(Entry(name, rt, b, lambda pred=pred, xn=xn: pred(xn), reps))
+                calls[rt] = lambda pred=pred, xn=xn: pred(xn)
+            for kind, call in calls.items():
+                t0 = time.perf_counter()
+                call()
+                reps = min(64, max(1, int(round(args.min_time / (time.perf_counter() - t0)))))
+                entries.append(Entry(name, kind, b, call, reps))
         keep.append((net, predictors))
         print('  built %s (%s)' % (name, source), file=sys.stderr, flush=True)
     return entries, keep
@@ -308,14 +328,18 @@ def baseline_of(spec, model):
 
 
 def summarise(suite, spec, entries):
-    """{(model, kind, batch): {'ms', 'ratio', 'spread', 'samples'}} with ratios to plain."""
+    """{(model, kind, batch): {'ms', 'ratio', 'spread', 'samples'}} with ratios to plain
+    timed in the same rounds (a model timed in several groups keeps its first)."""
     plain = [n for n, _, role in spec['models'] if role == 'plain'][0]
-    by_key = {(e.model, e.kind, e.batch): e for e in entries}
+    by_group = {(e.model, e.kind, e.batch, e.group): e for e in entries}
+    by_key = {}
+    for e in entries:
+        by_key.setdefault((e.model, e.kind, e.batch), e)
     table = {}
     for (model, kind, batch), e in by_key.items():
         if model == 'floor':
             continue
-        base = by_key.get((baseline_of(spec, model), kind, batch))
+        base = by_group.get((baseline_of(spec, model), kind, batch, e.group))
         m = med(e)
         table[(model, kind, batch)] = {
             'ms': 1e3 * m, 'ratio': m / med(base) if base else float('nan'),
@@ -426,6 +450,8 @@ def main(argv=None):
     import cmpese  # noqa: F401
     from cmpese.units import ops
 
+    if args.clock == 'cpu':
+        Entry.clock = time.process_time
     env = environment(user_env)
     print('mxnet %s, onnxruntime %s, %s x%d, env %s; unit ops (Gluon timings) %s'
           % (env['mxnet'], env['onnxruntime'], env['cpu'], env['cpus'],
@@ -445,14 +471,20 @@ def main(argv=None):
         entries, loads = [], []
         floor = [] if args.no_floor else floor_entries(spec, data, args)
         if not args.no_train:
-            train, keep = train_entries(suite, spec, args, data, label)
-            train += [e for e in floor if e.kind == 'floor_train']
-            loads += run_rounds(train, args.rounds, args.warmup, args.seed, suite + ' train')
-            for e in train:     # the closures hold the nets: free the training graphs
-                e.call = None
-            entries += train
-            del keep
-            gc.collect()
+            groups = spec.get('train_groups') or (tuple(r for _, _, r in spec['models']),)
+            for g, roles in enumerate(groups):
+                models = [m for m in spec['models'] if m[2] in roles]
+                train, keep = train_entries(suite, spec, args, data, label, models, g)
+                if g == 0:
+                    train += [e for e in floor if e.kind == 'floor_train']
+                loads += run_rounds(train, args.rounds, args.warmup, args.seed,
+                                    '%s train%s' % (suite, ' group %d' % (g + 1)
+                                                    if len(groups) > 1 else ''))
+                for e in train:     # the closures hold the nets: free the training graphs
+                    e.call = None
+                entries += train
+                del keep
+                gc.collect()
         if not args.no_infer:
             with tempfile.TemporaryDirectory(prefix='bench_units-') as workdir:
                 infer, keep = infer_entries(suite, spec, args, data, workdir)
@@ -465,9 +497,10 @@ def main(argv=None):
                 gc.collect()
         table = summarise(suite, spec, entries)
         best = best_runtime(spec, table, args.runtimes)
-        print('\n## %s: median of %d rounds; ratio to %s in the same runtime and batch; load '
-              'average during the rounds %.1f-%.1f; predictor best runtime here: %s'
-              % (suite, args.rounds, spec['models'][0][0], min(loads), max(loads), best))
+        print('\n## %s: median of %d rounds (%s time); ratio to %s in the same runtime and '
+              'batch; load average during the rounds %.1f-%.1f; predictor best runtime here: %s'
+              % (suite, args.rounds, 'CPU' if args.clock == 'cpu' else 'wall-clock',
+                 spec['models'][0][0], min(loads), max(loads), best))
         for line in format_suite(suite, spec, table, args.runtimes):
             print(line)
         lines = verdicts(suite, spec, table, best)
