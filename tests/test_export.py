@@ -163,6 +163,9 @@ def test_onnx_export_is_clean_and_runs_in_onnxruntime(exported, name, tmp_path, 
     assert [i.name for i in model.graph.input] == ['data']
     used = {n for node in model.graph.node for n in node.input}
     assert weights <= used
+    # FC layers without bias have no (zero scalar) bias input
+    assert all(len(n.input) == 2 for n in model.graph.node if n.op_type == 'Gemm'
+               and 'unit_fc' in n.name)
     with _onnx_opset(ONNX_OPSET):
         onnx.checker.check_model(model, full_check=True)
     assert '[W:onnxruntime' not in _ort_load_stderr(path)

@@ -121,6 +121,16 @@ def clean_onnx(onnx_file):
     removed = len(model.graph.input) - len(keep)
     del model.graph.input[:]
     model.graph.input.extend(keep)
+    # an FC layer without bias becomes a Gemm with a scalar zero as its bias C; onnxruntime's
+    # optimizer merges those equal constants into one shared initializer, on which its
+    # int8 quantizer then fails ("cannot reshape array of size 16 into shape ()"): C is
+    # optional, so drop it
+    from onnx import numpy_helper
+    values = {init.name: init for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == 'Gemm' and len(node.input) == 3 and node.input[2] in values and \
+                not numpy_helper.to_array(values[node.input[2]]).any():
+            del node.input[2]
     # constants mx2onnx creates and then does not use (the axis of a split...): onnxruntime
     # warns about each one
     used = {name for node in model.graph.node for name in node.input}
