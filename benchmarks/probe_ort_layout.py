@@ -1,0 +1,226 @@
+#!/usr/bin/env python
+"""Does onnxruntime's NCHWc layout explain the SE unit's deployed cost? A probe, not a tool.
+
+onnxruntime (``ORT_ENABLE_ALL``) runs convolutions in a blocked channel layout (NCHWc) and
+fuses a plain ResNet's residual addition and ReLU into the convolution. Its NCHWc pass takes a
+``Mul`` only when both inputs have the same shape, so the SE rescale ``x * s`` (s of shape
+N x C x 1 x 1) drops back to NCHW: each SE block gets reorders of its residual and identity,
+an unfused Mul, Add and Relu, and a reorder back. This script exports ResNet-50 and
+SE-ResNet-50 (folded, as the predictor runs them) and times, side by side in interleaved
+rounds, three onnxruntime graphs of the SE model:
+
+* ``as exported``: what ``cmpese.tools.export`` writes (``GlobalAveragePool`` -> ``Gemm``s ->
+  ``Reshape`` -> ``Mul``);
+* ``fc as conv``: the excitation's ``Gemm``s on the pooled N x C x 1 x 1 map as 1x1 ``Conv``s
+  (they stay in NCHWc; the Mul still broadcasts);
+* ``all nchwc``: also the gate spread to the full map by a nearest ``Resize`` (NCHWc has one)
+  and a fixed batch, so that the Mul has equal shapes: no reorder is left in the graph.
+
+It prints the op counts of onnxruntime's optimized graph and ms per batch with the ratio to the
+plain ResNet-50. All three give the same outputs (checked). Results: docs/benchmarks.md.
+
+    python benchmarks/probe_ort_layout.py --batch 1 --env OMP_NUM_THREADS=2
+    python benchmarks/probe_ort_layout.py --plain preresnet164 --se se_preresnet164 \
+        --size 32 --classes 10 --batch 32
+"""
+import argparse
+import collections
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, _ROOT)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--plain', default='resnet50', help='the plain model (resnet50)')
+    p.add_argument('--se', default='se_resnet50', help='its SE model (se_resnet50)')
+    p.add_argument('--size', type=int, default=224, help='input size (224)')
+    p.add_argument('--classes', type=int, default=1000)
+    p.add_argument('--batch', type=int, default=1)
+    p.add_argument('--rounds', type=int, default=5)
+    p.add_argument('--min-time', type=float, default=1.0, help='seconds per timing (1.0)')
+    p.add_argument('--threads', type=int, default=2, help='onnxruntime intra-op threads (2)')
+    p.add_argument('--profile', action='store_true',
+                   help="also print onnxruntime's own per-operator kernel time of each graph")
+    p.add_argument('--env', action='append', default=[], metavar='KEY=VALUE')
+    return p.parse_args(argv)
+
+
+def rewrite(model, batch, spread):
+    """Gemm on a pooled map -> 1x1 Conv; with ``spread``, Mul(x, gate) -> Mul(x, Resize(gate))
+    and the batch fixed. Returns a new ModelProto."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    if spread:
+        dim = g.input[0].type.tensor_type.shape.dim[0]
+        dim.ClearField('dim_param')
+        dim.dim_value = batch
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in onnx.shape_inference.infer_shapes(m).graph.value_info}
+    inits = {i.name: i for i in g.initializer}
+    pooled = {n.output[0] for n in g.node if n.op_type == 'GlobalAveragePool'}
+    as4d, gates, nodes = {}, {}, []      # 2-D name -> its 4-D twin; reshaped gate -> 4-D
+    for n in g.node:
+        src = n.input[0] if n.input else None
+        if n.op_type == 'Flatten' and (src in pooled or src in as4d):
+            as4d[n.output[0]] = as4d.get(src, src)
+            nodes.append(n)
+        elif n.op_type == 'Gemm' and src in as4d:
+            w = numpy_helper.to_array(inits[n.input[1]])
+            name = n.input[1] + '_1x1'
+            g.initializer.append(numpy_helper.from_array(w.reshape(w.shape + (1, 1)), name))
+            out = n.output[0] + '_4d'
+            nodes.append(helper.make_node('Conv', [as4d[src], name] + list(n.input[2:]), [out],
+                                          kernel_shape=[1, 1]))
+            nodes.append(helper.make_node('Flatten', [out], [n.output[0]], axis=1))
+            as4d[n.output[0]] = out
+        elif n.op_type in ('Relu', 'Sigmoid') and src in as4d:
+            out = n.output[0] + '_4d'
+            nodes.append(helper.make_node(n.op_type, [as4d[src]], [out]))
+            nodes.append(helper.make_node('Flatten', [out], [n.output[0]], axis=1))
+            as4d[n.output[0]] = out
+        elif n.op_type in ('Reshape', 'Unsqueeze') and src in as4d:
+            gates[n.output[0]] = as4d[src]
+        elif n.op_type == 'Mul' and n.input[1] in gates:
+            gate = gates[n.input[1]]
+            if spread:
+                scales = 'spread_%dx%d' % tuple(shapes[n.input[0]][2:])
+                if scales not in inits:
+                    inits[scales] = numpy_helper.from_array(
+                        np.array([1, 1] + shapes[n.input[0]][2:], 'float32'), scales)
+                    g.initializer.append(inits[scales])
+                nodes.append(helper.make_node('Resize', [gate, '', scales], [gate + '_full'],
+                                              mode='nearest', nearest_mode='floor',
+                                              coordinate_transformation_mode='asymmetric'))
+                gate += '_full'
+            nodes.append(helper.make_node('Mul', [n.input[0], gate], [n.output[0]]))
+        else:
+            nodes.append(n)
+    needed, kept = {o.name for o in g.output}, []
+    for n in reversed(nodes):                      # drop what no output needs
+        if needed.intersection(n.output):
+            kept.append(n)
+            needed.update(n.input)
+    del g.node[:]
+    g.node.extend(reversed(kept))
+    live = [i for i in g.initializer if i.name in needed]
+    del g.initializer[:]
+    g.initializer.extend(live)
+    onnx.checker.check_model(m)
+    return m
+
+
+def kernel_times(path, x, threads, runs=20):
+    """{op type: (ms per run, calls per run)} from onnxruntime's profiler."""
+    import json
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.enable_profiling = True
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
+    sess.run(None, {'data': x})
+    for _ in range(runs):
+        sess.run(None, {'data': x})
+    with open(sess.end_profiling()) as f:
+        events = [e for e in json.load(f) if e.get('cat') == 'Node'
+                  and e['name'].endswith('_kernel_time')]
+    total, calls = collections.Counter(), collections.Counter()
+    for e in events:
+        total[e['args']['op_name']] += e['dur']
+        calls[e['args']['op_name']] += 1
+    return {op: (us / (runs + 1) / 1e3, calls[op] // (runs + 1)) for op, us in total.items()}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    for kv in args.env:
+        key, _, value = kv.partition('=')
+        os.environ[key] = value
+    import numpy as np
+    import mxnet as mx
+    import onnx
+    import onnxruntime as ort
+    from cmpese.model_zoo import get_model
+    from cmpese.tools.export import export_model, export_onnx
+
+    tmp = tempfile.mkdtemp(prefix='probe_ort_')
+    files = {}
+    shape = (1, 3, args.size, args.size)
+    for name in (args.plain, args.se):
+        mx.random.seed(0)
+        net = get_model(name, classes=args.classes)
+        net.initialize(mx.init.Xavier())
+        net(mx.nd.zeros(shape))
+        prefix = os.path.join(tmp, name)
+        export_model(net, prefix, shape, fold=True)
+        files[name] = prefix + '.onnx'
+        export_onnx(prefix + '-symbol.json', prefix + '-0000.params', files[name],
+                    input_shape=shape)
+    files['plain'] = files.pop(args.plain)
+    se = onnx.load(files[args.se])
+    for label, spread in (('fc as conv', False), ('all nchwc', True)):
+        files[label] = os.path.join(tmp, label.replace(' ', '_') + '.onnx')
+        onnx.save(rewrite(se, args.batch, spread), files[label])
+    files['as exported'] = files.pop(args.se)
+
+    x = np.random.RandomState(0).rand(args.batch, 3, args.size, args.size).astype('float32')
+    sessions, outputs = {}, {}
+    for label, path in files.items():
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = args.threads
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.optimized_model_filepath = path + '.opt'
+        so.log_severity_level = 3
+        sessions[label] = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
+        outputs[label] = sessions[label].run(None, {'data': x})[0]
+        ops = collections.Counter(n.op_type for n in onnx.load(path + '.opt').graph.node)
+        print('%-12s optimized graph: %s' % (label, ', '.join(
+            '%s %d' % kv for kv in sorted(ops.items(), key=lambda kv: -kv[1]))))
+    ref = outputs['as exported']
+    for label in ('fc as conv', 'all nchwc'):
+        err = float(np.abs(outputs[label] - ref).max() / np.abs(ref).max())
+        print('%-12s max |difference| / max |output| vs as exported: %.1e' % (label, err))
+        assert err < 1e-4, label
+
+    times = collections.defaultdict(list)
+    order = list(files)
+    for r in range(args.rounds + 1):
+        random.Random(r).shuffle(order)
+        for label in order:
+            run = sessions[label].run
+            run(None, {'data': x})
+            count, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < args.min_time:
+                run(None, {'data': x})
+                count += 1
+            if r:
+                times[label].append((time.perf_counter() - t0) / count * 1e3)
+    base = statistics.median(times['plain'])
+    print('onnxruntime %s, batch %d, %d threads, median of %d rounds; load average %.1f'
+          % (ort.__version__, args.batch, args.threads, args.rounds, os.getloadavg()[0]))
+    for label in ('plain', 'as exported', 'fc as conv', 'all nchwc'):
+        ms = statistics.median(times[label])
+        print('%-36s %8.2f ms  %.3fx' % (args.plain if label == 'plain' else
+                                         '%s, %s' % (args.se, label), ms, ms / base))
+    if args.profile:
+        print('kernel time per run (ms, calls), onnxruntime profiler:')
+        for label in ('plain', 'as exported', 'fc as conv', 'all nchwc'):
+            ops = kernel_times(files[label], x, args.threads)
+            print('  %-12s total %.1f: %s' % (label, sum(v[0] for v in ops.values()), ', '.join(
+                '%s %.2f (%d)' % (op, ms, n) for op, (ms, n) in
+                sorted(ops.items(), key=lambda kv: -kv[1][0]))))
+
+
+if __name__ == '__main__':
+    main()
