@@ -35,10 +35,7 @@ Profiles (``PROFILES``) name a choice of all three:
   use it, so that ONNX gets ``GlobalAveragePool`` / ``Mul`` / ``ReduceMean``, oneDNN's
   subgraph passes see plain operators, and the FLOP counter needs to know no trick.
 * ``'train'``: what trains fastest on MXNet 1.9.1's CPU build at the shapes the package
-  trains (docs/benchmarks.md, ``benchmarks/bench_ops.py``): oneDNN's global ``Pooling``
-  squeeze (its backward is a cheap spread), the ``dot`` rescale (MXNet's generic broadcast
-  reduction is the slow part of ``broadcast_mul``'s backward) and the ``conv`` channel mean;
-  the default for everything else.
+  trains (docs/benchmarks.md, ``benchmarks/bench_ops.py``); the default for everything else.
 
 The choice is read when a graph is traced: a hybridized block keeps the operators it was
 traced with until ``hybridize()`` is called again. Select with :func:`using` (a context
@@ -105,7 +102,7 @@ IMPLS = {
 }
 PROFILES = {
     'reference': {'squeeze': 'pool', 'scale': 'broadcast', 'mean': 'mean'},
-    'train': {'squeeze': 'pool', 'scale': 'dot', 'mean': 'conv'},
+    'train': {'squeeze': 'dot', 'scale': 'dot', 'mean': 'conv'},
 }
 DEFAULT_PROFILE = 'train'
 
