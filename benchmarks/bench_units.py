@@ -22,8 +22,11 @@ What is timed, per model:
 * ``mxnet`` and ``onnxruntime``: the exported model (:func:`cmpese.tools.export.export_model`,
   the units' reference operators, folded as ``--fold`` does unless ``--no-fold``) in
   :class:`cmpese.tools.deploy.Predictor` on each runtime
-  (oneDNN subgraph backend; onnxruntime with every graph optimization). The predictor's best
-  runtime is the faster of the two per suite, as measured here.
+  (oneDNN subgraph backend; onnxruntime with every graph optimization and the units'
+  rescale kept in its blocked layout, :mod:`cmpese.tools.ort_layout`). The predictor's best
+  runtime is the faster of the two per suite, as measured here;
+* ``ort-ordinary``: the same onnxruntime session without the layout pass
+  (``Predictor(layout=False)``), to show what it gives.
 
 Every ratio is to the suite's plain model *in the same runtime and batch*, from the same
 rounds (CMPE-SE-ResNet-50, the CMPE-SE paper's pre-activation network, to the pre-activation
@@ -61,7 +64,10 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:  # run from a checkout without installing: find cmpese/
     sys.path.insert(1, _ROOT)
 
-RUNTIMES = ('mxnet', 'onnxruntime')
+RUNTIMES = ('mxnet', 'onnxruntime', 'ort-ordinary')
+# 'ort-ordinary': onnxruntime without cmpese.tools.ort_layout (Predictor(layout=False)), a
+# column to show what the layout pass gives; the predictor's best runtime is one of the first two
+PREDICTOR_RUNTIMES = ('mxnet', 'onnxruntime')
 CIFAR_UNITS = (('', 'plain'), ('se_', 'se'), ('cmpe_se_', 'cmpe'), ('ini_', 'ini'))
 
 
@@ -107,7 +113,7 @@ def parse_args(argv=None):
                    help='an inference timing repeats its call to last about this long, in '
                         'seconds (0.3; the count is fixed from one call before the rounds)')
     p.add_argument('--runtimes', default=','.join(RUNTIMES),
-                   help='predictor runtimes to time (default both)')
+                   help='predictor runtimes to time (default all: %(default)s)')
     p.add_argument('--ops', default=None,
                    help='unit operators for the Gluon train/predict timings (a profile of '
                         'cmpese.units.ops or squeeze=..,scale=..,mean=..); default: the '
@@ -257,11 +263,13 @@ def infer_entries(suite, spec, args, data, workdir):
             net.hybridize(static_alloc=True, static_shape=True)
             for b in spec['infer_batches']:
                 net(data[:b]).wait_to_read()
-        if 'onnxruntime' in args.runtimes:
+        if {'onnxruntime', 'ort-ordinary'} & set(args.runtimes):
             export_onnx(sym, params, prefix + '.onnx', (1, 3, size, size))
         threads = int(os.environ['OMP_NUM_THREADS']) if os.environ.get(
             'OMP_NUM_THREADS', '').isdigit() else None   # onnxruntime: as many as MXNet
-        predictors = {rt: Predictor(prefix, rt, threads=threads) for rt in args.runtimes}
+        predictors = {rt: Predictor(prefix, 'onnxruntime' if rt == 'ort-ordinary' else rt,
+                                    threads=threads, layout=rt != 'ort-ordinary')
+                      for rt in args.runtimes}
         for b in spec['infer_batches']:
             xb = data[:b]
             xn = xb.asnumpy()
@@ -360,7 +368,8 @@ def best_runtime(spec, table, runtimes):
     """The predictor runtime with the lower total time of the suite's plain model."""
     plain = [n for n, _, role in spec['models'] if role == 'plain'][0]
     totals = {rt: sum(table[(plain, rt, b)]['ms'] for b in spec['infer_batches'])
-              for rt in runtimes if (plain, rt, spec['infer_batches'][0]) in table}
+              for rt in runtimes if rt in PREDICTOR_RUNTIMES and
+              (plain, rt, spec['infer_batches'][0]) in table}
     return min(totals, key=totals.get) if totals else None
 
 

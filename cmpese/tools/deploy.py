@@ -90,10 +90,18 @@ class Predictor(object):
     input_shape : tuple, optional
         (C, H, W) the converter traces when the ONNX file has to be made from the symbol
         (default (3, 32, 32)); the batch axis stays dynamic.
+    layout : bool
+        onnxruntime only: run the units' rescale in onnxruntime's blocked layout
+        (:mod:`cmpese.tools.ort_layout`), one session per batch size made at its first call
+        and checked against the ordinary session; models without units, and graphs the pass
+        does not take, run the ordinary session. Default True.
     """
 
-    def __init__(self, model, runtime='auto', epoch=0, threads=None, input_shape=None):
+    def __init__(self, model, runtime='auto', epoch=0, threads=None, input_shape=None,
+                 layout=True):
         self.model, self.epoch, self.threads = model, epoch, threads
+        self.layout = bool(layout)
+        self._layout_sessions = {}
         prefix, onnx_files = _paths(model, epoch)
         installed = available_runtimes()
         if runtime == 'auto':
@@ -116,6 +124,9 @@ class Predictor(object):
             if not onnx_files:
                 onnx_files = [self._convert(prefix, input_shape or (3, 32, 32))]
             self.onnx_file = onnx_files[0]
+            # the layout pass rewrites the standard graph, not onnxruntime's fused .opt.onnx
+            self._layout_source = ([f for f in onnx_files if not f.endswith('.opt.onnx')]
+                                   or onnx_files)[0]
             self._session = _ort_session(self.onnx_file, threads)
             self._input = self._session.get_inputs()[0].name
         else:
@@ -126,7 +137,7 @@ class Predictor(object):
 
     @classmethod
     def from_block(cls, net, input_shape=(1, 3, 32, 32), runtime='auto', fold=True,
-                   threads=None):
+                   threads=None, layout=True):
         """A predictor of an in-memory Gluon model: exported (reference operators, folded by
         default) and converted to ONNX in a temporary directory, removed by :meth:`close`.
         For inference inside a training process, where ``net(x)`` runs the training graph."""
@@ -136,7 +147,7 @@ class Predictor(object):
         sym, params = export_model(net, prefix, tuple(input_shape), fold=fold)
         if runtime in ('auto', 'onnxruntime') and 'onnxruntime' in available_runtimes():
             export_onnx(sym, params, prefix + '.onnx', tuple(input_shape))
-        predictor = cls(prefix, runtime, threads=threads)
+        predictor = cls(prefix, runtime, threads=threads, layout=layout)
         predictor._tmp = tmp
         return predictor
 
@@ -151,9 +162,22 @@ class Predictor(object):
         """Logits (N, classes) of the images ``x`` (N, C, H, W), as a float32 numpy array."""
         x = _as_float32(x)
         if self.runtime == 'onnxruntime':
-            return self._session.run(None, {self._input: x})[0]
+            session = self._session_for(x) if self.layout else self._session
+            return session.run(None, {self._input: x})[0]
         import mxnet as mx
         return self._net(mx.nd.array(x, dtype='float32')).asnumpy()
+
+    def _session_for(self, x):
+        """The blocked-layout session for this batch size, made at its first call, or the
+        ordinary session."""
+        key = x.shape
+        if key not in self._layout_sessions:
+            from .ort_layout import layout_session
+            session, how = layout_session(self._layout_source, x.shape[0], self._session,
+                                          x.shape[1:], self.threads)
+            log.debug('%s, batch %d: %s', self.model, x.shape[0], how)
+            self._layout_sessions[key] = session or self._session
+        return self._layout_sessions[key]
 
     def predict(self, images, batch_size=32):
         """Logits of any number of images, ``batch_size`` at a time."""
@@ -179,7 +203,7 @@ class Predictor(object):
                 self.model, calibration.shape[1:])
             out = out or os.path.splitext(src.replace('.opt.onnx', '.onnx'))[0] + '.int8.onnx'
             _ort_quantize(src, out, calibration)
-            return Predictor(out, 'onnxruntime', threads=self.threads)
+            return Predictor(out, 'onnxruntime', threads=self.threads, layout=self.layout)
         prefix, _ = _paths(self.model, self.epoch)
         if prefix is None:
             raise UserError('mxnet int8 quantization needs the exported symbol and params')
