@@ -7,17 +7,22 @@ fuses a plain ResNet's residual addition and ReLU into the convolution. Its NCHW
 N x C x 1 x 1) drops back to NCHW: each SE block gets reorders of its residual and identity,
 an unfused Mul, Add and Relu, and a reorder back. This script exports ResNet-50 and
 SE-ResNet-50 (folded, as the predictor runs them) and times, side by side in interleaved
-rounds, three onnxruntime graphs of the SE model:
+rounds, four onnxruntime graphs of the SE model:
 
 * ``as exported``: what ``cmpese.tools.export`` writes (``GlobalAveragePool`` -> ``Gemm``s ->
   ``Reshape`` -> ``Mul``);
 * ``fc as conv``: the excitation's ``Gemm``s on the pooled N x C x 1 x 1 map as 1x1 ``Conv``s
   (they stay in NCHWc; the Mul still broadcasts);
 * ``all nchwc``: also the gate spread to the full map by a nearest ``Resize`` (NCHWc has one)
-  and a fixed batch, so that the Mul has equal shapes: no reorder is left in the graph.
+  and a fixed batch, so that the Mul has equal shapes: no reorder is left in the graph;
+* ``blocked``: what the predictor runs, ``cmpese.tools.ort_layout.layout_session``: the
+  ``all nchwc`` graph optimized, then each Upsample + Mul one broadcasting Mul on 5-D views
+  of the blocked tensors.
+
+The second and third are made by ``ort_layout.spread_gates``.
 
 It prints the op counts of onnxruntime's optimized graph and ms per batch with the ratio to the
-plain ResNet-50. All three give the same outputs (checked). Results: docs/benchmarks.md.
+plain ResNet-50. All give the same outputs (checked). Results: docs/benchmarks.md.
 
     python benchmarks/probe_ort_layout.py --batch 1 --env OMP_NUM_THREADS=2
     python benchmarks/probe_ort_layout.py --plain preresnet164 --se se_preresnet164 \
@@ -52,74 +57,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def rewrite(model, batch, spread):
-    """Gemm on a pooled map -> 1x1 Conv; with ``spread``, Mul(x, gate) -> Mul(x, Resize(gate))
-    and the batch fixed. Returns a new ModelProto."""
-    import numpy as np
-    import onnx
-    from onnx import helper, numpy_helper
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    g = m.graph
-    if spread:
-        dim = g.input[0].type.tensor_type.shape.dim[0]
-        dim.ClearField('dim_param')
-        dim.dim_value = batch
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-              for v in onnx.shape_inference.infer_shapes(m).graph.value_info}
-    inits = {i.name: i for i in g.initializer}
-    pooled = {n.output[0] for n in g.node if n.op_type == 'GlobalAveragePool'}
-    as4d, gates, nodes = {}, {}, []      # 2-D name -> its 4-D twin; reshaped gate -> 4-D
-    for n in g.node:
-        src = n.input[0] if n.input else None
-        if n.op_type == 'Flatten' and (src in pooled or src in as4d):
-            as4d[n.output[0]] = as4d.get(src, src)
-            nodes.append(n)
-        elif n.op_type == 'Gemm' and src in as4d:
-            w = numpy_helper.to_array(inits[n.input[1]])
-            name = n.input[1] + '_1x1'
-            g.initializer.append(numpy_helper.from_array(w.reshape(w.shape + (1, 1)), name))
-            out = n.output[0] + '_4d'
-            nodes.append(helper.make_node('Conv', [as4d[src], name] + list(n.input[2:]), [out],
-                                          kernel_shape=[1, 1]))
-            nodes.append(helper.make_node('Flatten', [out], [n.output[0]], axis=1))
-            as4d[n.output[0]] = out
-        elif n.op_type in ('Relu', 'Sigmoid') and src in as4d:
-            out = n.output[0] + '_4d'
-            nodes.append(helper.make_node(n.op_type, [as4d[src]], [out]))
-            nodes.append(helper.make_node('Flatten', [out], [n.output[0]], axis=1))
-            as4d[n.output[0]] = out
-        elif n.op_type in ('Reshape', 'Unsqueeze') and src in as4d:
-            gates[n.output[0]] = as4d[src]
-        elif n.op_type == 'Mul' and n.input[1] in gates:
-            gate = gates[n.input[1]]
-            if spread:
-                scales = 'spread_%dx%d' % tuple(shapes[n.input[0]][2:])
-                if scales not in inits:
-                    inits[scales] = numpy_helper.from_array(
-                        np.array([1, 1] + shapes[n.input[0]][2:], 'float32'), scales)
-                    g.initializer.append(inits[scales])
-                nodes.append(helper.make_node('Resize', [gate, '', scales], [gate + '_full'],
-                                              mode='nearest', nearest_mode='floor',
-                                              coordinate_transformation_mode='asymmetric'))
-                gate += '_full'
-            nodes.append(helper.make_node('Mul', [n.input[0], gate], [n.output[0]]))
-        else:
-            nodes.append(n)
-    needed, kept = {o.name for o in g.output}, []
-    for n in reversed(nodes):                      # drop what no output needs
-        if needed.intersection(n.output):
-            kept.append(n)
-            needed.update(n.input)
-    del g.node[:]
-    g.node.extend(reversed(kept))
-    live = [i for i in g.initializer if i.name in needed]
-    del g.initializer[:]
-    g.initializer.extend(live)
-    onnx.checker.check_model(m)
-    return m
-
-
 def kernel_times(path, x, threads, runs=20):
     """{op type: (ms per run, calls per run)} from onnxruntime's profiler."""
     import json
@@ -152,6 +89,7 @@ def main(argv=None):
     import onnx
     import onnxruntime as ort
     from cmpese.model_zoo import get_model
+    from cmpese.tools import ort_layout
     from cmpese.tools.export import export_model, export_onnx
 
     tmp = tempfile.mkdtemp(prefix='probe_ort_')
@@ -171,7 +109,7 @@ def main(argv=None):
     se = onnx.load(files[args.se])
     for label, spread in (('fc as conv', False), ('all nchwc', True)):
         files[label] = os.path.join(tmp, label.replace(' ', '_') + '.onnx')
-        onnx.save(rewrite(se, args.batch, spread), files[label])
+        onnx.save(ort_layout.spread_gates(se, args.batch, spread_map=spread)[0], files[label])
     files['as exported'] = files.pop(args.se)
 
     x = np.random.RandomState(0).rand(args.batch, 3, args.size, args.size).astype('float32')
@@ -187,14 +125,20 @@ def main(argv=None):
         ops = collections.Counter(n.op_type for n in onnx.load(path + '.opt').graph.node)
         print('%-12s optimized graph: %s' % (label, ', '.join(
             '%s %d' % kv for kv in sorted(ops.items(), key=lambda kv: -kv[1]))))
+    # the predictor's session: steps 1 and 2 of cmpese.tools.ort_layout, checked there
+    sessions['blocked'], how = ort_layout.layout_session(
+        files['as exported'], args.batch, sessions['as exported'], x.shape[1:], args.threads)
+    assert sessions['blocked'] is not None, how
+    print('%-12s %s' % ('blocked', how))
+    outputs['blocked'] = sessions['blocked'].run(None, {'data': x})[0]
     ref = outputs['as exported']
-    for label in ('fc as conv', 'all nchwc'):
+    for label in ('fc as conv', 'all nchwc', 'blocked'):
         err = float(np.abs(outputs[label] - ref).max() / np.abs(ref).max())
         print('%-12s max |difference| / max |output| vs as exported: %.1e' % (label, err))
         assert err < 1e-4, label
 
     times = collections.defaultdict(list)
-    order = list(files)
+    order = list(sessions)
     for r in range(args.rounds + 1):
         random.Random(r).shuffle(order)
         for label in order:
@@ -209,7 +153,7 @@ def main(argv=None):
     base = statistics.median(times['plain'])
     print('onnxruntime %s, batch %d, %d threads, median of %d rounds; load average %.1f'
           % (ort.__version__, args.batch, args.threads, args.rounds, os.getloadavg()[0]))
-    for label in ('plain', 'as exported', 'fc as conv', 'all nchwc'):
+    for label in ('plain', 'as exported', 'fc as conv', 'all nchwc', 'blocked'):
         ms = statistics.median(times[label])
         print('%-36s %8.2f ms  %.3fx' % (args.plain if label == 'plain' else
                                          '%s, %s' % (args.se, label), ms, ms / base))

@@ -61,17 +61,20 @@ def _dead_code(graph):
     graph.initializer.extend(live)
 
 
-def spread_gates(model, batch):
+def spread_gates(model, batch, spread_map=True):
     """Step 1 (a standard ONNX graph in, a standard ONNX graph out): returns (model, number of
-    rescales spread). The model's batch axis is fixed to ``batch``."""
+    rescales spread). The model's batch axis is fixed to ``batch``. ``spread_map=False``
+    (for ``benchmarks/probe_ort_layout.py``) only turns the excitation into 1x1 convolutions
+    and multiplies by the N x C x 1 x 1 gate, batch left as it is."""
     import onnx
     from onnx import helper, numpy_helper
     m = onnx.ModelProto()
     m.CopyFrom(model)
     g = m.graph
-    dim = g.input[0].type.tensor_type.shape.dim[0]
-    dim.ClearField('dim_param')
-    dim.dim_value = batch
+    if spread_map:
+        dim = g.input[0].type.tensor_type.shape.dim[0]
+        dim.ClearField('dim_param')
+        dim.dim_value = batch
     inferred = onnx.shape_inference.infer_shapes(m).graph
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
               for v in list(inferred.value_info) + list(inferred.input) + list(inferred.output)}
@@ -123,6 +126,11 @@ def spread_gates(model, batch):
             nodes.append(node)
         elif op == 'Mul' and len(ins) == 2 and (ins[0] in gates) != (ins[1] in gates):
             x, gate = (ins[1], ins[0]) if ins[0] in gates else (ins[0], ins[1])
+            if not spread_map:
+                nodes.append(helper.make_node('Mul', [x, gates[gate]], list(node.output),
+                                              name=node.name))
+                spread += 1
+                continue
             hw = shapes.get(x, [])[2:]
             if len(hw) != 2 or not all(hw):
                 nodes.append(node)
