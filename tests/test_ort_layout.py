@@ -137,3 +137,14 @@ def test_unknown_graphs_are_left_alone(exported, tmp_path):
     int8 = predictor.quantize(x, out=str(tmp_path / 'se.int8.onnx'))
     int8(x)
     assert int8._layout_sessions[x.shape] is int8._session
+
+
+def test_a_graph_the_pass_cannot_read_runs_the_ordinary_session(exported, monkeypatch):
+    path, x, gluon = exported['se_preresnet20']
+
+    def broken(model, batch, spread_map=True):
+        raise ValueError('shape inference failed')
+    monkeypatch.setattr(ort_layout, 'spread_gates', broken)
+    predictor = Predictor(path)
+    assert _rel(predictor(x), gluon) < 1e-4
+    assert predictor._layout_sessions[x.shape] is predictor._session

@@ -173,8 +173,11 @@ class Predictor(object):
         key = x.shape
         if key not in self._layout_sessions:
             from .ort_layout import layout_session
-            session, how = layout_session(self._layout_source, x.shape[0], self._session,
-                                          x.shape[1:], self.threads)
+            try:
+                session, how = layout_session(self._layout_source, x.shape[0], self._session,
+                                              x.shape[1:], self.threads)
+            except Exception as err:  # a graph the pass cannot read: the ordinary session
+                session, how = None, 'layout pass skipped (%s: %s)' % (type(err).__name__, err)
             log.debug('%s, batch %d: %s', self.model, x.shape[0], how)
             self._layout_sessions[key] = session or self._session
         return self._layout_sessions[key]
