@@ -72,6 +72,15 @@ def _axis_is_channels(value):
     return str(value).strip('()[], ') == '1'
 
 
+def _symbol(nodes, heads, attrs=None):
+    """The symbol of an NNVM JSON node list (arg_nodes: its variables) with these heads."""
+    graph = {'nodes': nodes, 'arg_nodes': [i for i, n in enumerate(nodes) if n['op'] == 'null'],
+             'heads': heads}
+    if attrs is not None:
+        graph['attrs'] = attrs
+    return mx.sym.load_json(json.dumps(graph))
+
+
 def _matches(nodes, consumers, mid):
     """(conv id, bn id) when node ``mid`` is the mean of a bank, else None."""
     m = nodes[mid]
@@ -182,12 +191,8 @@ def fold_symbol(symbol, arg_params, aux_params):
         node = copy.deepcopy(node)
         node['inputs'] = [entry(e) for e in node['inputs']]
         new_id[nid] = emit(node)
-    out = {'nodes': new_nodes,
-           'arg_nodes': [i for i, n in enumerate(new_nodes) if n['op'] == 'null'],
-           'heads': [entry(e) for e in graph['heads']]}
-    if 'attrs' in graph:
-        out['attrs'] = graph['attrs']
-    return mx.sym.load_json(json.dumps(out)), arg_params, aux_params, folded
+    return (_symbol(new_nodes, [entry(e) for e in graph['heads']], graph.get('attrs')),
+            arg_params, aux_params, folded)
 
 
 # operators that are affine in their data inputs when their other inputs are constants
@@ -262,9 +267,7 @@ def _measure(nodes, inner, leaves, head, params, leaf_shapes):
         node['inputs'] = [entry(e) for e in nodes[i]['inputs']]
         node_id[i] = len(sub)
         sub.append(node)
-    graph = {'nodes': sub, 'arg_nodes': [i for i, n in enumerate(sub) if n['op'] == 'null'],
-             'heads': [entry(head)], 'attrs': _VERSION_ATTRS}
-    symbol = mx.sym.load_json(json.dumps(graph))
+    symbol = _symbol(sub, [entry(head)], _VERSION_ATTRS)
     sizes = [int(np.prod(shape)) for shape in leaf_shapes]
     total = sum(sizes)
     probes = np.zeros((total + 1, total))
@@ -370,12 +373,7 @@ def collapse_linear(symbol, arg_params, aux_params, input_shape):
         else:
             node['inputs'] = [entry(e) for e in node['inputs']]
         new_id[nid] = emit(node)
-    out = {'nodes': new_nodes,
-           'arg_nodes': [i for i, n in enumerate(new_nodes) if n['op'] == 'null'],
-           'heads': [entry(e) for e in graph['heads']]}
-    if 'attrs' in graph:
-        out['attrs'] = graph['attrs']
-    folded = mx.sym.load_json(json.dumps(out))
+    folded = _symbol(new_nodes, [entry(e) for e in graph['heads']], graph.get('attrs'))
     folded = mx.sym.load_json(folded.tojson())         # drop what became unreachable
     used = set(folded.list_inputs())
     arg_params = {k: v for k, v in arg_params.items() if k in used}
