@@ -62,7 +62,7 @@ FAMILIES = {
     'pyramidnet': dict(paper='pyramidnet', input_size=32, classes=10),
     'resnet_imagenet': dict(paper='resnet', input_size=224, classes=1000),
 }
-CIFAR_DATASETS = ('cifar10', 'cifar100', 'svhn', 'digits')
+CIFAR_DATASETS = ('cifar10', 'cifar100', 'svhn', 'digits', 'fashion-mnist', 'mnist')
 
 ModelInfo = collections.namedtuple('ModelInfo', [
     'name', 'family', 'unit', 'papers', 'tables', 'input_size', 'classes', 'presets',
@@ -106,7 +106,7 @@ def _default_presets(family, unit_paper):
     else:
         cifar = 'ini_resnet' if ini else 'cmpe_preresnet'
     return {'cifar10': cifar, 'cifar100': cifar, 'svhn': 'ini_svhn' if ini else 'cmpe_svhn',
-            'digits': 'digits'}
+            'digits': 'digits', 'fashion-mnist': 'fashion_mnist', 'mnist': 'fashion_mnist'}
 
 
 def _tables(name):

@@ -69,6 +69,13 @@ PRESETS = {
         lr_steps=[4], lr_factor=0.1,
         source='Not a paper schedule: a short run for the bundled digits set (the README\'s '
                'main job), CMPE-style Nesterov SGD.'),
+    'fashion_mnist': dict(
+        optimizer='nag', momentum=0.9, wd=1e-4, batch_size=128, lr=0.1, epochs=15,
+        lr_steps_frac=[0.5, 0.75], lr_factor=0.1,
+        source='Not a paper schedule: Fashion-MNIST / MNIST (60k images, 28x28) sized to a '
+               '2-core CPU (docs/results.md). The CIFAR recipe of the papers\' ResNets scaled '
+               'down: Nesterov SGD 0.9 (CMPE-SE, InI), batch 128, lr 0.1 /10 at 50% and 75% '
+               'of the run (InI paper; He et al.), wd 1e-4 (He et al. 2016), 15 epochs.'),
     # ImageNet (train_imagenet.py). No paper gives an ImageNet weight decay: 1e-4 is the
     # ResNet papers' (He et al. 2016a, 2016b), which all three build on.
     'senet': dict(
