@@ -1,9 +1,11 @@
 """How every cmpese command line reports a bad input: one or two lines, exit code 2, no
 traceback (unless ``--debug``).
 
-A command's ``main(argv)`` raises :class:`UserError` (or one of the library's own
-input-error types listed in :data:`USER_ERRORS`) with a message that names the flag, file or
-variable at fault, says what was expected and what to do. :func:`run` turns it into::
+A command's ``main(argv)`` raises a :class:`UserError` with a message that names the flag,
+file or variable at fault, says what was expected and what to do. Every input error of the
+library is one: :class:`ConfigError` (options), ``cmpese.data.DatasetNotFound`` and
+``DatasetFormatError`` (data files), the checkpoint, kvstore and training errors. :func:`run`
+turns it into::
 
     train_cifar.py: error: --lr must be a finite number > 0, got -1. Pass e.g. --lr 0.1.
 
@@ -14,6 +16,9 @@ exits 130 and SIGTERM 143, each with one line. Once a command has opened a log f
 
 :func:`deferred_interrupts` holds SIGINT/SIGTERM back while a file is being written, so an
 interrupt finishes the write and then stops the program.
+
+This module is the ground floor of the package: it imports nothing of cmpese (and not
+mxnet), so that every layer, and a command line before mxnet is imported, can use it.
 """
 import argparse
 import contextlib
@@ -22,7 +27,7 @@ import os
 import signal
 import sys
 
-__all__ = ['UserError', 'USER_ERRORS', 'run', 'EXIT_USER', 'EXIT_SIGINT', 'EXIT_SIGTERM',
+__all__ = ['UserError', 'ConfigError', 'USER_ERRORS', 'run', 'EXIT_USER', 'EXIT_SIGINT', 'EXIT_SIGTERM',
            'Interrupted', 'deferred_interrupts', 'ArgumentParser']
 
 EXIT_USER = 2
@@ -38,6 +43,11 @@ class UserError(Exception):
     waiting for a cluster that never forms)."""
     exit_code = EXIT_USER
     hard_exit = False
+
+
+class ConfigError(UserError, ValueError):
+    """A configuration that cannot run (a command line's options, a run's config.json), with
+    what to change. Also a ``ValueError``, for callers that catch those."""
 
 
 class Interrupted(BaseException):
@@ -60,24 +70,8 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UserError('%s (see %s --help)' % (message, self.prog))
 
 
-def _user_error_types():
-    """UserError and the library's own input-error classes (imported lazily: this module is
-    imported before mxnet by the command lines)."""
-    types = [UserError]
-    try:
-        from .data.files import DatasetFormatError, DatasetNotFound
-        types += [DatasetNotFound, DatasetFormatError]
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from .training.cli import ConfigError
-        types.append(ConfigError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(types)
-
-
-USER_ERRORS = None  # filled on first use by run()
+# What run() reports in one line: every input error of the library is a UserError.
+USER_ERRORS = (UserError,)
 
 _DEFERRED = []      # signals that arrived inside deferred_interrupts(), oldest first
 _DEFER_DEPTH = [0]
@@ -144,7 +138,6 @@ def run(main, argv=None, prog=None):
     the traceback. SIGTERM is turned into :class:`Interrupted` like SIGINT, so that cleanup
     code (``finally``) runs for both.
     """
-    global USER_ERRORS
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = '--debug' in argv
     argv = [a for a in argv if a != '--debug']
@@ -155,8 +148,6 @@ def run(main, argv=None, prog=None):
             previous[signum] = signal.signal(signum, _raise_interrupted)
         except ValueError:   # not the main thread: leave signals alone
             pass
-    if USER_ERRORS is None:
-        USER_ERRORS = _user_error_types()
     hard = None
     try:
         code = main(argv)

@@ -6,6 +6,8 @@ import socket
 import tarfile
 import tempfile
 
+from ..errors import UserError
+
 __all__ = ['DatasetNotFound', 'DatasetFormatError', 'default_data_dir', 'download_files',
            'DOWNLOAD_TIMEOUT']
 
@@ -14,16 +16,18 @@ __all__ = ['DatasetNotFound', 'DatasetFormatError', 'default_data_dir', 'downloa
 DOWNLOAD_TIMEOUT = 10.0
 
 
-class DatasetNotFound(FileNotFoundError):
+class DatasetNotFound(UserError, FileNotFoundError):
     """The files of a dataset are not where they are expected (and were not downloaded).
 
     The message names every expected file with its full path, the file format, the
-    official address of the files and the ``--data-dir`` option.
+    official address of the files and the ``--data-dir`` option. A :class:`UserError` (one
+    line, exit 2 through ``cmpese.errors.run``), and still a ``FileNotFoundError``.
     """
 
 
-class DatasetFormatError(ValueError):
-    """A dataset file exists but is not in the official format (wrong size or content)."""
+class DatasetFormatError(UserError, ValueError):
+    """A dataset file exists but is not in the official format (wrong size or content). A
+    :class:`UserError`, and still a ``ValueError``."""
 
 
 def default_data_dir():

@@ -16,7 +16,7 @@ import tempfile
 
 import mxnet as mx
 
-from ..errors import ArgumentParser, UserError
+from ..errors import ArgumentParser, ConfigError
 from .checkpoint import CheckpointError, atomic_write, read_json
 from .presets import default_preset, get_preset, preset_names
 
@@ -40,10 +40,6 @@ RESUME_CHANGEABLE = ('lr', 'momentum', 'wd', 'epochs', 'iterations', 'mixup', 'm
 # Training values a preset provides (overridable).
 PRESET_KEYS = ('optimizer', 'momentum', 'wd', 'batch_size', 'lr', 'epochs', 'iterations',
                'lr_steps', 'lr_steps_frac', 'lr_steps_iter', 'lr_factor')
-
-
-class ConfigError(UserError, ValueError):
-    """A configuration that cannot run, with what to change."""
 
 
 def _number_list(text):
