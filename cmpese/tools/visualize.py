@@ -76,17 +76,17 @@ def _label(scope, net_prefix):
 def row_roles(unit, family, rows):
     """'identity' / 'residual' for each row of an inner-imaged map of ``rows`` rows made by the
     zoo unit ``unit`` (a registry name such as 'cmpe_se_1x1', 'ini_mix_5_d_spa4') in a
-    ``family`` backbone; None when the layout is not known."""
+    ``family`` backbone; None when the layout is not known. The layout is the unit's own
+    (its registered ``inner_map``, :meth:`cmpese.units.UnitSpec.map_rows`)."""
+    from ..model_zoo import FAMILIES
+    from ..units import lookup_unit
     if not unit:
         return None
-    base = re.sub(r'_spa\d*$', '', unit)
-    if family == 'allcnn' or base.endswith('_nojoint'):
-        return ['residual'] * rows
-    if base in ('cmpe_se_2x1', 'cmpe_se_1x1') or base.startswith('ini_simple'):
-        return ['residual', 'identity'] if rows == 2 else None
-    if base.startswith('ini_') and rows % 2 == 0:
-        return ['identity', 'residual'] * (rows // 2)      # T_alt, eq. 24
-    return None
+    try:
+        spec = lookup_unit(unit)
+    except ValueError:
+        return None
+    return spec.map_rows(rows, identity_flow=FAMILIES.get(family, {}).get('identity_flow', True))
 
 
 class GraphProbe(object):
@@ -134,14 +134,16 @@ class GraphProbe(object):
     # -- discovery --------------------------------------------------------------------------
     def _find_units(self):
         nodes, outputs = self.nodes, set(self._outputs)
+        from ..units import gate_children
+        suffixes = tuple('%sfwd' % child for child in gate_children())
         gates = [(i, n) for i, n in enumerate(nodes)
-                 if n['op'] == 'Activation' and n['name'].endswith('gate_fwd')]
+                 if n['op'] == 'Activation' and n['name'].endswith(suffixes)]
         names = [n['name'] for n in nodes if n['op'] != 'null']
         prefix = os.path.commonprefix(names)
         prefix = prefix[:prefix.rfind('_') + 1] if '_' in prefix else ''
         units = []
         for i, gate in gates:
-            scope = gate['name'][:-len('gate_fwd')]
+            scope = gate['name'][:-len(next(x for x in suffixes if gate['name'].endswith(x)))]
             excitation = '%s_output' % gate['name']
             shape = self.shapes.get(excitation)
             if shape is None or len(shape) != 2:

@@ -20,22 +20,28 @@ from .competitive import DoubleFCUnit, PairViewUnit
 from .inner_imaging import MAX_SLENDER, InnerImagingUnit
 from .se import SEUnit
 from .spatial import SpatialAttention, SpatialThenChannel
-from .spec import UnitSpec, add_resolver, list_units, lookup_unit, register_unit, resolve_unit
+from .spec import (INNER_MAPS, UnitSpec, add_resolver, gate_children, list_units, lookup_unit,
+                   register_unit, resolve_unit)
 
 __all__ = ['get_unit', 'resolve_unit', 'lookup_unit', 'list_units', 'register_unit',
            'UnitSpec', 'SEUnit', 'DoubleFCUnit', 'PairViewUnit', 'InnerImagingUnit',
            'ExcitationUnit', 'reduced_channels', 'INI_GSETS', 'SpatialAttention',
-           'SpatialThenChannel']
+           'SpatialThenChannel', 'gate_children', 'INNER_MAPS']
+
+# Each line: the name, the constructor, whether it reads the identity, the backbone hints it
+# takes, and its metadata: the paper (a key of cmpese.papers.PAPERS) and the layout of the
+# inner-imaged map it scans (spec.INNER_MAPS; none for SE and the double FC). Every unit's
+# gate is its child 'gate_' (ExcitationUnit), the spec's default gate_child.
 
 # SE (Hu, Shen and Sun): the residual alone.
-register_unit('se', SEUnit, reads_identity=False)
+register_unit('se', SEUnit, reads_identity=False, paper='senet')
 # CMPE-SE (Hu, Wen, Luo and Dai): the identity joins the excitation. Bottleneck blocks hint
 # their inner width, from which the pair-view filter count eps is taken (the authors' code).
-register_unit('cmpe_se_double_fc', DoubleFCUnit, reads_identity=True)
+register_unit('cmpe_se_double_fc', DoubleFCUnit, reads_identity=True, paper='cmpe')
 register_unit('cmpe_se_2x1', PairViewUnit, reads_identity=True, hints=('inner_channels',),
-              kernel='2x1')
+              paper='cmpe', inner_map='stacked', kernel='2x1')
 register_unit('cmpe_se_1x1', PairViewUnit, reads_identity=True, hints=('inner_channels',),
-              kernel='1x1')
+              paper='cmpe', inner_map='stacked', kernel='1x1')
 
 # Inner-Imaging: 'ini_' + a Table I set ('-' as '_'), '_d' adds the dilated G-filter,
 # '_nojoint' models the residual alone (the '*' rows). Backbones hint the map shape
@@ -53,12 +59,15 @@ def _joint(options):
 for _gset in INI_GSETS:
     for _g in (_gset, _gset + '_d'):
         register_unit('ini_' + _g, InnerImagingUnit, reads_identity=_joint,
-                      hints=('ini_map', 'joint', 'rounding'), gset=_g, joint=True)
+                      hints=('ini_map', 'joint', 'rounding'), paper='ini', inner_map='folded',
+                      gset=_g, joint=True)
         register_unit('ini_%s_nojoint' % _g, InnerImagingUnit, reads_identity=False,
-                      hints=('ini_map', 'rounding'), gset=_g, joint=False)
+                      hints=('ini_map', 'rounding'), paper='ini', inner_map='folded', gset=_g,
+                      joint=False)
 for _g in ('simple_1', 'simple_3'):   # the unfolded 2 x C stack: joint by construction
     register_unit('ini_' + _g, InnerImagingUnit, reads_identity=True,
-                  hints=('ini_map', 'rounding'), gset=_g, joint=True)
+                  hints=('ini_map', 'rounding'), paper='ini', inner_map='stacked', gset=_g,
+                  joint=True)
 
 _SPATIAL = re.compile(r'^(?P<base>.+)_spa(?P<tau>\d*)$')
 
@@ -78,10 +87,11 @@ def _spatial_variant(name):
     def build(channels, prefix=None, **options):
         inner = base.bind(**options).build(channels, prefix='channel_')
         return SpatialThenChannel(channels, inner, groups=tau, prefix=prefix)
-    return UnitSpec(name, build, reads_identity=base._reads_identity, hints=base.hints)
+    return base.derived(name, build)
 
 
-add_resolver(_spatial_variant)
+add_resolver(_spatial_variant, 'any of them followed by _spa or _spa<tau> (e.g. '
+                               'ini_mix_5_d_spa4)')
 
 
 def get_unit(name, channels, reduction=16, identity_channels=None, **options):
