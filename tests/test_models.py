@@ -146,6 +146,23 @@ def test_model_level_errors_name_the_layer():
         get_wrn(16, 0)
 
 
+@pytest.mark.parametrize('unit', ['cmpe_se_1x1', 'cmpe_se_2x1', 'cmpe_se_double_fc',
+                                  'ini_simple_1'])
+def test_bridge_refuses_a_unit_reading_the_identity(unit):
+    """A bridge unit is called on the bridge's output alone: a unit that models the identity
+    flow is refused when the network is built (it used to build and then fail with a
+    TypeError in its first forward pass), in one line naming the slot and the unit."""
+    with pytest.raises(ValueError) as err:
+        get_resnet_cifar(20, bridge_unit=unit)
+    message = str(err.value)
+    assert message.startswith("stage2 block1 bridge: unit '%s' models the identity flow"
+                              % unit) and '\n' not in message
+    # an InI unit of the input alone (joint=False, hinted on the bridge) works there
+    net = init_net(get_resnet_cifar(8, bridge_unit='ini_mix_5_d'))
+    assert not any(b.bridge_unit.joint for b in _blocks(net, BasicBlock) if b.bridge_unit)
+    assert net(random_input((2, 3, 32, 32))).shape == (2, 10)
+
+
 def test_reduction_ratio_reaches_every_unit():
     net = get_wrn(16, 8, unit='cmpe_se_1x1', reduction=8)
     units = [b.unit for b in _blocks(net, PreActBlock)]

@@ -45,7 +45,8 @@ class PostActBlock(HybridBlock):
     unit, bridge_unit : UnitSpec or None
         Resolved recalibration units (:func:`cmpese.units.resolve_unit`) on the residual flow
         and on the bridge (Res-SE-Net); None for none. A bottleneck offers the hint
-        ``inner_channels``.
+        ``inner_channels``. The bridge unit is called on the bridge's output alone, so it
+        must not read an identity flow (refused when the block is built).
     """
 
     def __init__(self, in_channels, channels, stride=1, bottleneck=False, unit=None,
@@ -70,6 +71,11 @@ class PostActBlock(HybridBlock):
                 with self.bridge.name_scope():
                     self.bridge.add(conv1x1(channels, stride, in_channels, prefix='conv_'),
                                     nn.BatchNorm(in_channels=channels, prefix='bn_'))
+                if bridge_unit is not None and bridge_unit.reads_identity:
+                    raise ValueError('%s bridge: unit %r models the identity flow of a residual '
+                                     'block, and a bridge connection has none; use a unit of '
+                                     'its input alone (\'se\', an InI unit with joint=False)'
+                                     % (where or 'PostActBlock', bridge_unit.name))
                 if bridge_unit is not None:
                     self.bridge_unit = bridge_unit.build(
                         channels, where=where + ' bridge' if where else None,
@@ -115,8 +121,10 @@ def get_resnet_cifar(depth, unit=None, bridge_unit=None, classes=10, reduction=1
     """Original CIFAR ResNet of depth 6n + 2 (20, 32, 44, 56, 110).
 
     ``unit`` recalibrates every residual flow (SE-ResNet with 'se'); ``bridge_unit``
-    recalibrates every bridge connection after its downsampling (Res-SE-Net with 'se').
-    ``reduction`` and ``unit_kwargs`` apply to both.
+    recalibrates every bridge connection after its downsampling (Res-SE-Net with 'se'). A
+    bridge has no identity flow of its own: InI units there get the hint joint=False, and a
+    unit that models the identity (CMPE-SE) is refused. ``reduction`` and ``unit_kwargs``
+    apply to both.
     """
     check_depth(depth, 'CIFAR ResNet', isinstance(depth, int) and depth >= 8
                 and (depth - 2) % 6 == 0, 'depths are 6n+2, e.g. 20, 32, 44, 56, 110')
@@ -125,4 +133,5 @@ def get_resnet_cifar(depth, unit=None, bridge_unit=None, classes=10, reduction=1
     hints = {'ini_map': ('cols', 16)}
     return ResNetCIFAR([n] * 3, classes=classes,
                        unit=resolve_unit(unit, hints=hints, **options),
-                       bridge_unit=resolve_unit(bridge_unit, hints=hints, **options), **kwargs)
+                       bridge_unit=resolve_unit(bridge_unit, hints=dict(hints, joint=False),
+                                                **options), **kwargs)
