@@ -16,11 +16,20 @@ setup(
     long_description=open(os.path.join(HERE, 'README.md')).read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['cmpese', 'cmpese.*']),
+    package_data={'cmpese.papers': ['rows.csv']},     # every figure the papers print
     python_requires='>=3.8',
     # MXNet is not listed here: the CPU and CUDA builds are different distributions that
     # install the same `mxnet` module. Pick one with an extra: pip install cmpese[cpu] or
     # cmpese[gpu] (CUDA 11.2); run.sh picks it from $CMPESE_MXNET.
     install_requires=['numpy<1.24', 'gluoncv==0.10.5.post0', 'tqdm', 'scikit-learn'],
+    # The command lines (cmpese/cli/): each runs its main() through cmpese.errors.run.
+    entry_points={'console_scripts': [
+        'cmpese-train-cifar = cmpese.cli.train_cifar:console',
+        'cmpese-train-imagenet = cmpese.cli.train_imagenet:console',
+        'cmpese-evaluate = cmpese.cli.evaluate:console',
+        'cmpese-launch = cmpese.cli.launch:console',
+        'cmpese-study = cmpese.cli.study:cli',
+    ]},
     extras_require={
         'cpu': ['mxnet==1.9.1'],
         'gpu': ['mxnet-cu112==1.9.1'],

@@ -10,7 +10,10 @@ any Table I set (``ini_wrn16_4_mix_3``, ``ini_pyramidnet272_a200_square_5``).
 Every name carries its metadata in one :class:`ModelInfo` (:func:`get_model_info`): family,
 papers and the paper tables it appears in, input size, default classes and the default
 training preset per dataset. The trainers, the presets, the complexity tool and the docs
-read it from there; names parsed for other depths and widths get the same metadata.
+read it from there; names parsed for other depths and widths get the same metadata. A
+unit's paper is the unit's own (``register_unit(..., paper=...)``), the tables are those
+of :mod:`cmpese.papers` whose rows name the model, and the Inner-Imaging names listed are
+those the papers' rows print.
 """
 import collections
 import difflib
@@ -22,6 +25,7 @@ import mxnet as mx
 
 from .models import (get_allcnn, get_preresnet, get_pyramidnet, get_resnet_cifar,
                      get_resnet_imagenet, get_wrn)
+from .papers import PAPERS, model_tables, row_models
 from .units import lookup_unit
 
 __all__ = ['get_model', 'get_model_list', 'register_model', 'register_gluoncv',
@@ -31,34 +35,15 @@ __all__ = ['get_model', 'get_model_list', 'register_model', 'register_gluoncv',
 _MODELS = {}     # name -> constructor
 _INFO = {}       # name -> ModelInfo
 
-# The papers, by the keys ModelInfo.papers uses.
-PAPERS = collections.OrderedDict([
-    ('senet', ('Hu, Shen and Sun, Squeeze-and-Excitation Networks',
-               'https://arxiv.org/abs/1709.01507')),
-    ('cmpe', ('Hu, Wen, Luo and Dai, Competitive Inner-Imaging Squeeze and Excitation for '
-              'Residual Network (CMPE-SE)', 'https://arxiv.org/abs/1807.08920')),
-    ('ini', ('Hu, Wen et al., Inner-Imaging Networks: Put Lenses into Convolutional Structure',
-             'https://arxiv.org/abs/1908.09010')),
-    ('res_se_net', ('Varshaneya, Balasubramanian and Gera, Res-SE-Net: Boosting Performance of '
-                    'Resnets by Enhancing Bridge-connections', 'https://arxiv.org/abs/1902.06066')),
-    ('resnet', ('He, Zhang, Ren and Sun, Deep Residual Learning for Image Recognition',
-                'https://arxiv.org/abs/1512.03385')),
-    ('preact', ('He, Zhang, Ren and Sun, Identity Mappings in Deep Residual Networks',
-                'https://arxiv.org/abs/1603.05027')),
-    ('wrn', ('Zagoruyko and Komodakis, Wide Residual Networks',
-             'https://arxiv.org/abs/1605.07146')),
-    ('allcnn', ('Springenberg, Dosovitskiy, Brox and Riedmiller, Striving for Simplicity: The '
-                'All Convolutional Net', 'https://arxiv.org/abs/1412.6806')),
-    ('pyramidnet', ('Han, Kim and Kim, Deep Pyramidal Residual Networks',
-                    'https://arxiv.org/abs/1610.02915')),
-])
+# PAPERS (re-exported from cmpese.papers): the papers, by the keys ModelInfo.papers uses.
 
-# family -> backbone paper, input size, default classes, datasets it trains on
+# family -> backbone paper, input size, default classes; identity_flow=False for a family
+# whose units get no identity flow (All-CNN is not residual)
 FAMILIES = {
     'wrn': dict(paper='wrn', input_size=32, classes=10),
     'preresnet': dict(paper='preact', input_size=32, classes=10),
     'resnet_cifar': dict(paper='resnet', input_size=32, classes=10),
-    'allcnn': dict(paper='allcnn', input_size=32, classes=10),
+    'allcnn': dict(paper='allcnn', input_size=32, classes=10, identity_flow=False),
     'pyramidnet': dict(paper='pyramidnet', input_size=32, classes=10),
     'resnet_imagenet': dict(paper='resnet', input_size=224, classes=1000),
 }
@@ -78,16 +63,13 @@ size), ``presets`` (dataset -> default training preset of :mod:`cmpese.training.
 
 
 def _unit_paper(unit, bridge=False):
+    """The paper of a model's unit: the one the unit declares at registration; Res-SE-Net's
+    for a unit on the bridge connections."""
     if unit is None:
         return None
     if bridge:
         return 'res_se_net'
-    name = getattr(lookup_unit(unit), 'name', unit) if isinstance(unit, str) else unit
-    if name.startswith('cmpe_se'):
-        return 'cmpe'
-    if name.startswith('ini_'):
-        return 'ini'
-    return 'senet'
+    return lookup_unit(unit).paper
 
 
 def _default_presets(family, unit_paper):
@@ -107,26 +89,6 @@ def _default_presets(family, unit_paper):
         cifar = 'ini_resnet' if ini else 'cmpe_preresnet'
     return {'cifar10': cifar, 'cifar100': cifar, 'svhn': 'ini_svhn' if ini else 'cmpe_svhn',
             'digits': 'digits', 'fashion-mnist': 'fashion_mnist', 'mnist': 'fashion_mnist'}
-
-
-def _tables(name):
-    """The paper tables that print a figure for ``name`` (from cmpese.tools.paper_tables)."""
-    from .tools.paper_tables import INI_PARAMS, PAPER_PARAMS
-    sources = [row[2] for row in PAPER_PARAMS if row[0] == name]
-    sources += [row[2] for row in INI_PARAMS if row[0] == name]
-    found = []
-    for source in sources:          # 'CMPE Table 3 (36.9M in Table 2)': both are CMPE's
-        paper = None
-        for m in re.finditer(r'(CMPE|InI|SENet|Res-SE-Net)|Tables? ([0-9IVX]+\b(?:(?:, | and )'
-                             r'[0-9IVX]+\b)*)', source):
-            if m.group(1):
-                paper = m.group(1)
-                continue
-            for number in re.split(r', | and ', m.group(2)):
-                label = '%s Table %s' % (paper, number)
-                if paper and label not in found:
-                    found.append(label)
-    return tuple(found)
 
 
 def _make_info(name, family, unit=None, bridge=False, description=''):
@@ -199,42 +161,14 @@ def _register_cifar_models():
                        % depth, 'resnet_cifar', 'se', bridge=True)
 
 
-# Inner-Imaging rows of the InI paper's Tables II-IV (any other Table I set is parsed by name).
-# Pre-act ResNet-110's first stage has C = 16, whose 2 x 16 map takes no 3x3 G-filter, so its
-# square-1 rows cannot be built by the paper's map rule (docs/inner_imaging.md).
-INI_TABLE_SETS = {
-    'wrn16_8': ('simple_3', 'square_1', 'square_3', 'square_3_d', 'mix_5', 'mix_5_d'),
-    'wrn22_10': ('simple_3', 'square_1', 'square_3', 'square_3_d', 'mix_5', 'mix_5_d'),
-    'wrn28_10': ('square_1_nojoint', 'simple_1', 'simple_3', 'square_1', 'square_3',
-                 'square_3_d', 'mix_5', 'mix_5_d'),
-    'preresnet110': ('simple_1', 'simple_3', 'square_3', 'square_3_d'),
-    'preresnet164': ('square_1_nojoint', 'simple_1', 'simple_3', 'square_1', 'square_3',
-                     'square_3_d', 'mix_5', 'mix_5_d'),
-}
-
-# InI Table IV's PyramidNet rows; 60 of PyramidNet-272's 90 block widths are not multiples of
-# 16, so these use rounding='floor' (cmpese.models.pyramidnet, docs/inner_imaging.md).
-INI_PYRAMIDNET_SETS = ('square_3', 'mix_5', 'mix_5_d')
-
-
 def _register_other_families():
     """All-CNN, PyramidNet-272 (alpha 200) and the ImageNet ResNets (InI Tables II, IV, V;
     CMPE Table 4)."""
     register_model('allcnn', get_allcnn, 'All-CNN-C (Springenberg et al.) with BN.', 'allcnn')
     register_model('se_allcnn', functools.partial(get_allcnn, unit='se'),
                    'SE-All-CNN: an SE unit after every feature convolution.', 'allcnn', 'se')
-    for gset in ('square_1', 'square_3'):
-        register_model('ini_allcnn_%s' % gset, functools.partial(get_allcnn, unit='ini_' + gset),
-                       'InI-All-CNN-%s (non-joint: no identity flow).' % gset.replace('_', '-'),
-                       'allcnn', 'ini_' + gset)
     register_model('pyramidnet272_a200', functools.partial(get_pyramidnet, 272, 200),
                    'PyramidNet-272, alpha 200, bottleneck (Han, Kim and Kim).', 'pyramidnet')
-    for gset in INI_PYRAMIDNET_SETS:
-        name = 'ini_pyramidnet272_a200_%s' % gset
-        register_model(name, _parse_name(name)[0],
-                       'InI-PyramidNet-272-%s (InI Table IV), alpha 200; widths that t = 16 does '
-                       'not divide use floor(C/16) and a zero-padded fold (rounding=\'floor\').'
-                       % gset.replace('_', '-'), 'pyramidnet', 'ini_' + gset)
     for depth in (50, 101):
         build = functools.partial(get_resnet_imagenet, depth)
         register_model('resnet%d' % depth, build, 'ResNet-%d for ImageNet (v1).' % depth,
@@ -247,21 +181,49 @@ def _register_other_families():
                            'CMPE-SE-ResNet-%d %s on the pre-activation ResNet the CMPE paper '
                            'trains on ImageNet.' % (depth, mode), 'resnet_imagenet',
                            'cmpe_se_' + mode)
-        for suffix in ('', '_spa', '_spa4'):
-            register_model('ini_resnet%d_mix_5_d%s' % (depth, suffix),
-                           functools.partial(build, unit='ini_mix_5_d' + suffix),
-                           'InI-ResNet-%d-mix-5-d%s (InI Table V).' % (depth, suffix),
-                           'resnet_imagenet', 'ini_mix_5_d' + suffix)
+
+
+# The Inner-Imaging names of the ImageNet ResNets and All-CNN (the others are parsed by name).
+# Pre-act ResNet-110's first stage has C = 16, whose 2 x 16 map takes no 3x3 G-filter, so its
+# square-1 rows cannot be built by the paper's map rule (docs/inner_imaging.md); 60 of
+# PyramidNet-272's 90 block widths are not multiples of 16, so its rows use rounding='floor'
+# (cmpese.models.pyramidnet).
+_INI_OTHER = re.compile(r'^ini_(?:(?P<allcnn>allcnn)|resnet(?P<depth>\d+))_(?P<gset>.+?)'
+                        r'(?P<spa>_spa\d*)?$')
 
 
 def _register_ini_models():
-    for backbone, gsets in INI_TABLE_SETS.items():
-        for gset in gsets:
-            name = 'ini_%s_%s' % (backbone, gset)
-            constructor, info = _parse_name(name)
-            register_model(name, constructor, 'InI-%s-%s (Inner-Imaging, Table I set %s).'
-                           % (backbone, gset.replace('_', '-'), gset.replace('_', '-')),
-                           info.family, info.unit)
+    """Every Inner-Imaging name that a row of the papers' tables prints (cmpese.papers);
+    any other Table I set is parsed by name."""
+    for name in row_models('ini_'):
+        m = _INI_OTHER.match(name)
+        if m is not None:
+            gset, spa = m.group('gset'), m.group('spa') or ''
+            unit = 'ini_%s%s' % (gset, spa)
+            if m.group('allcnn'):
+                register_model(name, functools.partial(get_allcnn, unit=unit),
+                               'InI-All-CNN-%s (non-joint: no identity flow).'
+                               % gset.replace('_', '-'), 'allcnn', unit)
+            else:
+                depth = int(m.group('depth'))
+                register_model(name, functools.partial(get_resnet_imagenet, depth, unit=unit),
+                               'InI-ResNet-%d-%s%s (InI Table V).'
+                               % (depth, gset.replace('_', '-'), spa), 'resnet_imagenet', unit)
+            continue
+        constructor, info = _parse_name(name)
+        if constructor is None:
+            raise ValueError('cmpese/papers/rows.csv names %r, which the zoo cannot build'
+                             % name)
+        gset = info.unit[len('ini_'):]
+        if info.family == 'pyramidnet':
+            doc = ('InI-PyramidNet-272-%s (InI Table IV), alpha 200; widths that t = 16 does '
+                   'not divide use floor(C/16) and a zero-padded fold (rounding=\'floor\').'
+                   % gset.replace('_', '-'))
+        else:
+            backbone = name[len('ini_'):-len(gset) - 1]
+            doc = 'InI-%s-%s (Inner-Imaging, Table I set %s).' % (
+                backbone, gset.replace('_', '-'), gset.replace('_', '-'))
+        register_model(name, constructor, doc, info.family, info.unit)
 
 
 _register_cifar_models()
@@ -326,7 +288,7 @@ def get_model_info(name):
         if info is None:
             raise _unknown(name)
     if info.tables is None:
-        info = info._replace(tables=_tables(key))
+        info = info._replace(tables=model_tables(key))
         if key in _INFO:
             _INFO[key] = info
     return info

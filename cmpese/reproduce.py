@@ -6,8 +6,8 @@
     python -m cmpese.reproduce --collect runs/reproduce/cmpe-2/cmpe_se_wrn28_10_1x1-cifar10
     python -m cmpese.reproduce --write-docs      # docs/reproduce.md and docs/model_zoo.md
 
-The rows, their printed figures and the commands come from cmpese.tools.reproduce
-(docs/reproduce.md is generated from the same source).
+The rows and their printed figures are cmpese/papers/rows.csv; the commands, the recorded
+results and the generated pages come from cmpese.papers.reproduce.
 """
 import argparse
 import os
@@ -18,7 +18,7 @@ from .errors import UserError, run
 
 
 def build_parser():
-    from .tools.reproduce import TABLES
+    from .papers import TABLES
     parser = argparse.ArgumentParser(
         prog='python -m cmpese.reproduce',
         description='Commands that reproduce the rows of the papers\' tables, and the results '
@@ -55,7 +55,7 @@ def build_parser():
 
 
 def _select(args):
-    from .tools.reproduce import find_row, get_table
+    from .papers import find_row, get_table
     if not args.table:
         raise UserError('--row needs --table (python -m cmpese.reproduce --list shows them)')
     try:
@@ -66,7 +66,7 @@ def _select(args):
 
 
 def main(argv=None):
-    from .tools import reproduce as rp
+    from .papers import reproduce as rp
     parser = build_parser()
     args = parser.parse_args(argv)
     if not (args.list or args.row or args.collect or args.write_docs is not None):

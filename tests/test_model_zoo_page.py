@@ -11,7 +11,7 @@ import os
 import pytest
 
 from cmpese.model_zoo import get_model, get_model_info, get_model_list
-from cmpese.tools import reproduce as rp
+from cmpese.papers import reproduce as rp
 from cmpese.tools.complexity import count_params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

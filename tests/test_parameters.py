@@ -4,7 +4,7 @@ import pytest
 import cmpese
 from cmpese.models import get_preresnet, get_wrn
 from cmpese.tools.complexity import count_params, format_paper_table, paper_table
-from cmpese.tools.paper_tables import DEVIATIONS, PAPER_PARAMS, agrees
+from cmpese.papers import DEVIATIONS, PAPER_PARAMS, agrees
 
 from model_checks import T, unit_params
 
@@ -117,7 +117,7 @@ def test_ini_rows_agree_with_the_recorded_reading():
 
 
 def test_every_ini_row_that_agrees_with_neither_reading_says_why():
-    from cmpese.tools.paper_tables import INI_DEVIATIONS, INI_PARAMS
+    from cmpese.papers import INI_DEVIATIONS, INI_PARAMS
     neither = {name for name, _, _, recorded in INI_PARAMS if recorded == 'neither'}
     assert neither == set(INI_DEVIATIONS)
 

@@ -1,8 +1,9 @@
 """cmpese.reproduce: every table row is listed, every command parses through the trainer's own
 parser and resolves to the row's model, dataset, mixup and preset, every named model is in
-the registry, the printed parameter counts agree with cmpese.tools.paper_tables and the
-printed FLOPs with cmpese.tools.flops, a finished real run is recorded against its row (the
-measured column stays empty otherwise), and docs/reproduce.md is the generated page."""
+the registry, the parameter check's printed counts (cmpese.papers.PAPER_PARAMS, INI_PARAMS)
+agree with the rows and the printed FLOPs with cmpese.tools.flops, a finished real run is
+recorded against its row (the measured column stays empty otherwise), and docs/reproduce.md
+is the generated page."""
 import json
 import os
 import sys
@@ -13,8 +14,8 @@ from datafiles import synthetic_images, write_cifar10
 
 from cmpese.errors import run as run_cli
 from cmpese.model_zoo import get_model_info
-from cmpese.tools import reproduce as rp
-from cmpese.tools.paper_tables import INI_PARAMS, PAPER_PARAMS
+from cmpese.papers import INI_PARAMS, PAPER_PARAMS
+from cmpese.papers import reproduce as rp
 from cmpese.training.cli import explicit_keys, resolve_config
 from cmpese.training.presets import get_preset
 
@@ -133,8 +134,8 @@ def test_one_rows_commands_exactly():
 
 
 def test_printed_parameters_agree_with_paper_tables():
-    """Every count cmpese.tools.paper_tables records is the one these rows print, in every
-    table its source names ("(27.0M in CMPE Table 2)" gives another table's precision)."""
+    """Every count the parameter check compares (cmpese.papers) is the one these rows print,
+    in every table its source names ("(27.0M in CMPE Table 2)" gives another table's precision)."""
     import re
     refs = {'CMPE': 'cmpe', 'InI': 'ini'}
     numerals = {'I': '1', 'II': '2', 'III': '3', 'IV': '4', 'V': '5'}

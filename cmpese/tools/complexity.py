@@ -2,6 +2,8 @@
 
     python -m cmpese.tools.complexity cmpe_se_wrn28_10_1x1 se_preresnet164 [--classes 100]
     python -m cmpese.tools.complexity --paper      # every count the papers print, and ours
+
+The printed counts are those of cmpese/papers/rows.csv (:data:`cmpese.papers.PAPER_PARAMS`).
 """
 import argparse
 
@@ -33,7 +35,7 @@ def paper_table():
     """Rows (name, printed figure, ours, relative difference, agrees, source, note) for every
     parameter count the papers print, plus the Res-SE-Net ratio statements."""
     from ..model_zoo import get_model
-    from .paper_tables import DEVIATIONS, PAPER_PARAMS, RES_SE_NET_RATIOS, agrees
+    from ..papers import DEVIATIONS, PAPER_PARAMS, RES_SE_NET_RATIOS, agrees
     rows = []
     for name, paper, source in PAPER_PARAMS:
         ours = count_params(get_model(name))
@@ -50,7 +52,7 @@ def ini_paper_table():
     """Rows (name, printed, concat count, overlay count, readings that agree, recorded
     reading, source, why neither agrees) for the InI paper's Inner-Imaging rows."""
     from ..model_zoo import get_model
-    from .paper_tables import INI_DEVIATIONS, INI_PARAMS, agrees
+    from ..papers import INI_DEVIATIONS, INI_PARAMS, agrees
     rows = []
     for name, printed, source, recorded in INI_PARAMS:
         concat = count_params(get_model(name))

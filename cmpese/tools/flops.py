@@ -16,6 +16,8 @@ import json
 import mxnet as mx
 import numpy as np
 
+from ..papers import printed_flops
+
 __all__ = ['count_flops', 'FlopCount', 'format_flops', 'MAC_CATEGORIES', 'CHEAP_CATEGORIES',
            'TABLE_IV_FLOPS', 'main']
 
@@ -62,19 +64,6 @@ _FREE = {'null', 'Flatten', 'flatten', 'Reshape', 'reshape', 'reshape_like', 'tr
          'one_hot', 'shape_array', 'size_array', 'reverse', 'flip', 'depth_to_space',
          'space_to_depth', 'UpSampling', '_identity_with_attr_like_rhs', 'argmax', 'argmin',
          'topk', 'sort', 'argsort'}
-
-# Inner-Imaging paper (Hu, Wen et al.), Table IV, "FLOPs" column, recorded on CIFAR-100.
-TABLE_IV_FLOPS = collections.OrderedDict([
-    ('original ResNet-110', 253.1e6),
-    ('pre-act ResNet-164', 380.6e6),
-    ('Wide ResNet-28-10', 5.243e9),
-    ('InI-ResNet-164-simple-3', 381.8e6),
-    ('InI-ResNet-164-square-3', 381.9e6),
-    ('InI-WRN-28-10-simple-3', 5.259e9),
-    ('InI-WRN-28-10-square-3', 5.262e9),
-    ('InI-WRN-28-10-mix-5', 5.266e9),
-    ('InI-WRN-28-10-mix-5-d', 5.268e9),
-])
 
 FlopCount = collections.namedtuple('FlopCount', [
     'total',        # what ``include`` selects (default: the multiply-adds)
@@ -337,7 +326,7 @@ def format_flops(n):
 # Table IV comparison
 # ---------------------------------------------------------------------------------------------
 def _table_iv_models():
-    """(Table IV row, label of our model, builder(classes)) for the rows we can build."""
+    """(Table IV row, label of our model, builder(classes)) for the rows we compare."""
     from ..model_zoo import get_model
     from ..models import get_preresnet
     return [
@@ -361,6 +350,11 @@ def _table_iv_models():
          lambda c, g=g: get_model('ini_wrn28_10_%s' % g, classes=c))
         for g in ('simple_3', 'square_3', 'mix_5', 'mix_5_d')
     ]
+
+
+# Inner-Imaging paper (Hu, Wen et al.), Table IV, "FLOPs" column (recorded on CIFAR-100), of
+# the rows compared above: {row label: FLOPs}, read from cmpese/papers/rows.csv.
+TABLE_IV_FLOPS = printed_flops('ini-4', [row for row, _, _ in _table_iv_models()])
 
 
 def paper_table(classes=100, input_size=32):
