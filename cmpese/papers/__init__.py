@@ -5,8 +5,9 @@ Each line of rows.csv is one printed row of one table, in printed order:
 * ``paper``, ``table``: a key of :data:`PAPERS` and of :data:`TABLES` (the headers);
 * ``label``: the row as the paper labels it; ``model``: the zoo name that builds the network
   (empty when cmpese does not build it);
-* ``params``: the printed parameter count in millions, as printed ('1.7', '36.92');
-  ``flops``: the printed FLOPs ('5.266G'; InI Table IV and SENet Table 2);
+* ``params``: the printed parameter count in millions, as printed (with its precision: the
+  parameter check reads it); ``flops``: the printed FLOPs, a number and M or G (InI Table IV
+  and SENet Table 2);
 * one column per printed figure column (:data:`VALUE_FIELDS`, named by
   :func:`column_field`: 'cifar10', 'cifar100_mixup', 'imagenet_top5', ...): the figure as
   printed, '-' where the paper prints a dash, empty where the table has no such column;
@@ -89,7 +90,7 @@ def read_rows(path=ROWS_PATH):
             if cell['params'] and not _NUMBER.match(cell['params']):
                 raise bad('params %r is not a number of millions' % cell['params'])
             if cell['flops'] and not _FLOPS.match(cell['flops']):
-                raise bad('flops %r is not a count like 253.1M or 5.266G' % cell['flops'])
+                raise bad('flops %r is not a number followed by M or G' % cell['flops'])
             check, model = cell['check'], cell['model'] or None
             if check:
                 if check not in ('params',) + INI_READINGS:
@@ -200,7 +201,7 @@ def row_models(prefix=''):
 
 
 def printed_number(text):
-    """A printed count as a number: '253.1M' -> 253.1e6, '5.266G' -> 5.266e9."""
+    """A printed count as a number: '12.5M' -> 12.5e6, '2.25G' -> 2.25e9."""
     units = {'K': 1e3, 'M': 1e6, 'G': 1e9}
     return float(text[:-1]) * units[text[-1]]
 
@@ -248,8 +249,9 @@ def _join_tables(tables):
 
 
 def _params_source(name, printed):
-    """Where the count ``printed`` of ``name`` is printed ('CMPE Table 3 (36.9M in Table 2)':
-    the tables printing the same count, then those printing it at another precision)."""
+    """Where the count ``printed`` of ``name`` is printed: the tables printing the same count
+    ('CMPE Table 1, InI Tables II and IV'), then, in brackets, those printing it at another
+    precision ('<count>M in Table 2')."""
     rows = [r for r in model_rows(name) if r.params and TABLES[r.table].paper in PARAMS_PAPERS]
     same = [TABLES[r.table] for r in rows if float(r.params) == float(printed)]
     text = _join_tables(same)
