@@ -195,45 +195,17 @@ _SCHEDULE_KEYS = ('optimizer', 'momentum', 'wd', 'batch_size', 'lr', 'epochs', '
 
 @functools.lru_cache(maxsize=None)
 def _trainer_parser(dataset):
-    """The argument parser of the trainer that runs ``dataset`` (train_imagenet's for
-    ImageNet, train_cifar's otherwise), or None when it cannot be had here.
-
-    The one place that imports a trainer's parser. It is ``build_parser`` of
-    ``cmpese.cli.train_cifar`` / ``cmpese.cli.train_imagenet``; until that package exists
-    (issue 17, the command-line part) it is read from the root ``train_*.py`` script of
-    :func:`repo_root`, which setup.py does not install. Delete that fallback then.
-    """
+    """The argument parser of the trainer that runs ``dataset``: ``build_parser`` of
+    :mod:`cmpese.cli.train_imagenet` for ImageNet, of :mod:`cmpese.cli.train_cifar`
+    otherwise (the root train_*.py scripts are shims over them)."""
     kind = 'imagenet' if dataset == 'imagenet' else 'cifar'
-    try:
-        module = importlib.import_module('cmpese.cli.train_%s' % kind)
-    except ModuleNotFoundError as err:
-        if not (err.name or '').startswith('cmpese.cli'):
-            raise
-        module = _load_root_trainer(dataset)     # FALLBACK until cmpese.cli exists
-    return None if module is None else module.build_parser()
-
-
-def _load_root_trainer(dataset):
-    """FALLBACK until cmpese.cli exists: the root train_cifar.py / train_imagenet.py of
-    :func:`repo_root` as a module, or None."""
-    import importlib.util
-    path = trainer_path(dataset)
-    if not os.path.isfile(path):
-        return None
-    name = '_cmpese_trainer_%s' % os.path.basename(path)[:-3]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module('cmpese.cli.train_%s' % kind).build_parser()
 
 
 def expected_config(run):
-    """The configuration the trainer resolves for ``run``'s command (None when the trainer
-    does not exist here)."""
+    """The configuration the trainer resolves for ``run``'s command."""
     from ..training.cli import explicit_keys, resolve_config
     parser = _trainer_parser(run.dataset)
-    if parser is None:
-        return None
     argv = run.argv[2:]
     args = parser.parse_args(argv)
     return resolve_config(args, explicit_keys(parser, argv))
@@ -242,8 +214,6 @@ def expected_config(run):
 def _deviations(cfg, run):
     """'key: run value (row: command value)' for every schedule value that differs."""
     expected = expected_config(run)
-    if expected is None:
-        return []
     out = []
     for key in _SCHEDULE_KEYS:
         if key not in expected and key not in cfg:
