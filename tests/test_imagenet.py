@@ -272,6 +272,7 @@ def test_imagenet_presets_are_the_papers_and_cite_them():
 # ---------------------------------------------------------------- train_imagenet.py
 
 SCRIPT = os.path.join(ROOT, 'train_imagenet.py')
+BENCH = os.path.join(ROOT, 'benchmarks', 'bench_train_models.py')   # the model comparison
 TINY = 'cmpe_se_wrn10_1_1x1'     # a CIFAR net (one block a stage): the fast stand-in
 
 
@@ -391,7 +392,7 @@ def test_benchmark_test_io_and_one_line_errors(seven, tmp_path, capsys):
 def test_benchmark_compares_models_interleaved():
     import io
     from cmpese.training.presets import get_preset
-    script = _load_script()
+    script = _load_script(BENCH)
     cfg = dict(get_preset('ini_imagenet'), input_size=32, batch_size=4, seed=0, classes=10,
                benchmark_rounds=3, benchmark_batches=2, dtype='float32')
     out = io.StringIO()
@@ -406,10 +407,11 @@ def test_benchmark_compares_models_interleaved():
                                   abs=1e-3)
 
 
-def _load_script():
-    """train_imagenet.py as a module (its main() in this process)."""
+def _load_script(path=SCRIPT):
+    """train_imagenet.py (or another script) as a module (its main() in this process)."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location('train_imagenet_script', SCRIPT)
+    name = os.path.splitext(os.path.basename(path))[0] + '_script'
+    spec = importlib.util.spec_from_file_location(name, path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     return script
@@ -519,12 +521,13 @@ def test_dist_sync_two_workers_match_one_process_on_two_devices(seven, tmp_path,
                for _, _, err in results)
     # the same script in this process on two CPU contexts, device r fed worker r's shard
     script = _load_script()
-    original = script._loaders
+    from cmpese.cli import train_imagenet as cli
+    original = cli.record_loaders
 
     def as_workers(cfg, kv, ctx):
         shards = [original(cfg, _Worker(2, r), ctx) for r in range(2)]
         return _AsOneProcess([train for train, _ in shards]), shards[0][1]
-    monkeypatch.setattr(script, '_loaders', as_workers)
+    monkeypatch.setattr(cli, 'record_loaders', as_workers)
     assert script.main(args + ['--cpus', '2', '--save-dir', str(tmp_path / 'local')]) == 0
     a = _params(tmp_path / 'local' / 'epoch-0001.params')
     b = _params(tmp_path / 'dist' / 'epoch-0001.params')

@@ -461,7 +461,7 @@ def test_dist_sync_two_workers_match_one_process_on_two_devices(cifar_dir, tmp_p
 # ---------------------------------------------------------------- what train_imagenet.py adds
 
 def test_warmup_and_multi_precision_in_the_trainer():
-    from cmpese.training.fit import make_trainer
+    from cmpese.training.schedule import make_trainer
     net = _tiny_net()
     cfg = dict(get_preset('digits'), lr=0.4, lr_steps=[3], lr_factor=0.1, warmup_epochs=2,
                warmup_begin_lr=0.0, dtype='float16')

@@ -17,12 +17,18 @@ newest record, is what makes the checkpoint the current one.
   wrong.
 * Nothing non-finite is written: :func:`find_nonfinite` lists parameters and BatchNorm
   running statistics that are NaN or infinite (the fit loop refuses to save then).
+* A write that fails for lack of space, quota or permission (:func:`write_errors`) ends in
+  one line (:class:`SaveError`) naming the directory and the last complete checkpoint,
+  which stays resumable.
 """
+import contextlib
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
+import sys
 
 import numpy as np
 
@@ -30,8 +36,8 @@ from ..errors import UserError
 
 __all__ = ['atomic_write', 'sha256_file', 'save_checkpoint', 'load_checkpoint',
            'latest_checkpoint', 'find_checkpoint', 'refuse_existing_run', 'remove_stale_temps',
-           'find_nonfinite', 'read_json', 'CheckpointError', 'RunExists', 'RECORD',
-           'TMP_MARK']
+           'find_nonfinite', 'read_json', 'CheckpointError', 'RunExists', 'SaveError',
+           'checkpoint_clause', 'is_write_failure', 'write_errors', 'RECORD', 'TMP_MARK']
 
 RECORD = 'checkpoint.json'
 TMP_MARK = '.tmp-'
@@ -47,6 +53,11 @@ class CheckpointError(UserError):
 
 class RunExists(UserError):
     """A new run was asked for in a directory that holds a checkpoint."""
+
+
+class SaveError(UserError):
+    """A file of the run could not be written (no space left, quota, read-only); the last
+    complete checkpoint is untouched."""
 
 
 def sha256_file(path, chunk=1 << 20):
@@ -275,3 +286,70 @@ def load_checkpoint(save_dir, net, trainer, ctx):
     trainer.load_states(os.path.join(save_dir, record['states']))
     log.info('resumed from %s after epoch %d', params, record['epoch'])
     return record
+
+
+# ---------------------------------------------------------------- failed writes
+
+def checkpoint_clause(save_dir, epoch, adjective='good'):
+    """A clause naming the checkpoint after ``epoch`` in ``save_dir`` as the last
+    ``adjective`` one, or saying there is none (``epoch`` None)."""
+    if epoch is None:
+        return 'no checkpoint was written yet (none is %s)' % adjective
+    return 'the last %s checkpoint is epoch-%04d (after epoch %d) in %s' % (
+        adjective, epoch, epoch, save_dir)
+
+
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+                errno.EFBIG)
+
+
+def is_write_failure(err):
+    """Whether ``err`` is a write that failed for the disk's sake: an ``OSError`` (no space,
+    quota, read-only, permissions, I/O) or MXNet's own file writer, which reports any failed
+    ``fwrite`` (a full disk included) only as "FileStream.Write incomplete"."""
+    if isinstance(err, OSError):
+        return err.errno in _DISK_ERRORS
+    mx = sys.modules.get('mxnet')      # no MXNetError can exist before mxnet is imported
+    return mx is not None and isinstance(err, mx.base.MXNetError) and \
+        'Write incomplete' in str(err)
+
+
+def _free_space(path):
+    try:
+        st = os.statvfs(path)
+        return st.f_bavail * st.f_frsize
+    except OSError:
+        return None
+
+
+def _save_error(err, save_dir, clause):
+    """The :class:`SaveError` of a failed write, with the free space measured for MXNet's
+    writer (which does not say why)."""
+    where = save_dir
+    if isinstance(err, OSError):
+        path = getattr(err, 'filename', None)
+        if path:
+            where = os.path.dirname(os.path.abspath(path))
+        what = {errno.ENOSPC: 'no space left on the device',
+                errno.EDQUOT: 'the disk quota is exceeded'}.get(err.errno,
+                                                                 err.strerror or str(err))
+    else:
+        free = _free_space(where)
+        what = ('MXNet could not write a file (FileStream.Write incomplete; %s free there: a '
+                'full disk?)' % ('%.0f MB' % (free / 2.0 ** 20) if free is not None else
+                                 'unknown space'))
+    return SaveError('cannot write in %s: %s; %s. Free space there (or fix its permissions) '
+                     'and continue with --resume.' % (where, what, clause))
+
+
+@contextlib.contextmanager
+def write_errors(save_dir, clause):
+    """Inside the block, a write that fails for the disk's sake (:func:`is_write_failure`)
+    becomes one :class:`SaveError` naming the directory; ``clause()`` names the last complete
+    checkpoint (:func:`checkpoint_clause`; called only then). Other errors pass unchanged."""
+    try:
+        yield
+    except Exception as err:
+        if is_write_failure(err):
+            raise _save_error(err, save_dir, clause()) from err
+        raise

@@ -1,6 +1,7 @@
-"""Command-line plumbing shared by the trainers: arguments, their validation, the resolved
-configuration (preset + explicit overrides), resume checks, devices, the model options and
-the run directory.
+"""Command-line plumbing shared by the trainers: arguments, their validation (every range
+check of every trainer option is in :data:`_RANGES` here), the resolved configuration
+(preset + explicit overrides), resume checks, devices and the batch split, the model
+options and the run directory.
 
 Every problem with the user's input is a :class:`ConfigError` (a
 :class:`cmpese.errors.UserError`) raised before anything is written, with a message that
@@ -18,10 +19,12 @@ import mxnet as mx
 
 from ..errors import ArgumentParser, ConfigError
 from .checkpoint import CheckpointError, atomic_write, read_json
+from .kvstore import dist_environment
 from .presets import default_preset, get_preset, preset_names
 
 __all__ = ['add_training_args', 'explicit_keys', 'resolve_config', 'validate_args',
-           'validate_config', 'contexts', 'save_config', 'check_resume_config',
+           'validate_config', 'contexts', 'check_batch_split', 'float_list', 'save_config',
+           'check_resume_config',
            'parse_model_args', 'build_model', 'check_save_dir', 'make_save_dir',
            'check_data_dir', 'print_config', 'RUNTIME_KEYS', 'RESUME_CHANGEABLE', 'ConfigError',
            'ArgumentParser']
@@ -40,6 +43,21 @@ RESUME_CHANGEABLE = ('lr', 'momentum', 'wd', 'epochs', 'iterations', 'mixup', 'm
 # Training values a preset provides (overridable).
 PRESET_KEYS = ('optimizer', 'momentum', 'wd', 'batch_size', 'lr', 'epochs', 'iterations',
                'lr_steps', 'lr_steps_frac', 'lr_steps_iter', 'lr_factor')
+
+
+def float_list(count, what='numbers'):
+    """An argparse ``type``: ``count`` comma-separated numbers (e.g. R,G,B) as a list (as
+    config.json stores it)."""
+    def parse(text):
+        try:
+            values = [float(v) for v in text.split(',')]
+        except ValueError:
+            values = []
+        if len(values) != count:
+            raise argparse.ArgumentTypeError('expected %d comma-separated %s, got %r'
+                                             % (count, what, text))
+        return values
+    return parse
 
 
 def _number_list(text):
@@ -137,7 +155,8 @@ def _flag(key):
     return '--' + key.replace('_', '-')
 
 
-# key: (type, low, low inclusive, high, high inclusive, example)
+# key: (type, low, low inclusive, high, high inclusive, example). An option a trainer does
+# not have is skipped (the ImageNet ones below, for train_cifar).
 _RANGES = {
     'epochs': (int, 1, True, None, None, '200'),
     'iterations': (int, 1, True, None, None, '64000'),
@@ -154,7 +173,25 @@ _RANGES = {
     'cpus': (int, 0, True, None, None, '2'),
     'data_prefetch': (int, 0, True, None, None, '2'),
     'dist_timeout': (float, 0, False, None, None, '60'),
+    # train_imagenet
+    'classes': (int, 2, True, None, None, '1000'),
+    'input_size': (int, 16, True, None, None, '224'),
+    'data_nthreads': (int, 1, True, None, None, '4'),
+    'label_smoothing': (float, 0, True, 1, False, '0.1'),
+    'warmup_epochs': (int, 0, True, None, None, '5'),
+    'benchmark_batches': (int, 1, True, None, None, '10'),
+    'benchmark_rounds': (int, 1, True, None, None, '3'),
+    'test_io_batches': (int, 1, True, None, None, '50'),
+    'min_random_area': (float, 0, False, 1, True, '0.08'),
+    'max_random_area': (float, 0, False, 1, True, '1.0'),
+    'min_aspect_ratio': (float, 0, False, None, None, '0.75'),
+    'max_aspect_ratio': (float, 0, False, None, None, '1.333'),
+    'max_rotate_angle': (int, 0, True, 180, True, '10'),
+    'pca_noise': (float, 0, True, None, None, '0.1'),
 }
+
+# (low, high): ranges whose two ends are two options; low must not exceed high.
+_ORDERED = (('min_random_area', 'max_random_area'), ('min_aspect_ratio', 'max_aspect_ratio'))
 
 
 def _check_range(key, value):
@@ -186,6 +223,11 @@ def validate_args(args, explicit):
     for key in _RANGES:
         if hasattr(args, key):
             _check_range(key, getattr(args, key))
+    for low, high in _ORDERED:
+        if hasattr(args, low) and getattr(args, low) > getattr(args, high):
+            raise ConfigError('%s %s is larger than %s %s: the range is [%s, %s]; swap them or '
+                              'change one' % (_flag(low), getattr(args, low), _flag(high),
+                                              getattr(args, high), _flag(low), _flag(high)))
     for key in ('lr_steps', 'lr_steps_iter'):
         steps = getattr(args, key, None)
         for v in steps or ():
@@ -355,6 +397,22 @@ def contexts(gpus='', cpus=0):
     if cpus < 0:
         raise ConfigError('--cpus must be >= 0, got %d' % cpus)
     return [mx.cpu(i) for i in range(cpus)] if cpus > 0 else [mx.cpu()]
+
+
+def check_batch_split(cfg, devices=1, per_device=False):
+    """The number of workers (``DMLC_NUM_WORKER`` for a ``dist_*`` kvstore, else 1), after
+    checking that the global ``--batch-size`` splits evenly over them (``per_device``: over
+    the workers x ``devices``)."""
+    workers = dist_environment(cfg['kvstore'])[2] if 'dist' in cfg['kvstore'] else 1
+    batch = cfg['batch_size']
+    if per_device and batch % (workers * devices):
+        raise ConfigError('--batch-size %d cannot be split evenly over %d worker(s) x %d '
+                          'device(s): pass a multiple of %d' % (batch, workers, devices,
+                                                               workers * devices))
+    if not per_device and batch % workers:
+        raise ConfigError('--batch-size %d cannot be split evenly over %d workers '
+                          '(DMLC_NUM_WORKER): pass a multiple of %d' % (batch, workers, workers))
+    return workers
 
 
 def parse_model_args(text, flag='--model-args'):

@@ -11,11 +11,18 @@ test accuracy, a metrics CSV and a training-curve PNG. As in MXNet's
 * :func:`train_epoch`: one pass over the training data (forward, backward, NaN check,
   gradient aggregation, update), returning the epoch's training figures;
 * :func:`evaluate`: top-1 / top-5 accuracy (``mx.metric``) and loss over a loader, every
-  image counted exactly once;
+  image counted exactly once (:func:`score_batches`, the one evaluator, which
+  ``python -m cmpese.evaluate`` uses too);
 * epoch-end hooks, called as ``hook(run, row)`` after each epoch with the :class:`Run` and
   the epoch's metrics row: :func:`finite_check_hook`, :func:`best_model_hook`,
   :func:`metrics_hook` (CSV and curves), :func:`checkpoint_hook` (:data:`DEFAULT_HOOKS`,
   run on worker 0 only, in that order). ``fit(..., hooks=[...])`` appends more.
+
+Around the loop, elsewhere: the optimizer and its rate schedule
+(:mod:`cmpese.training.schedule`), the gradient all-reduce across processes and the
+BatchNorm statistics averaged over devices (:mod:`cmpese.training.kvstore`), failed writes
+turned into one line (:func:`cmpese.training.checkpoint.write_errors`), and the command
+line, the run directory and the final export (:mod:`cmpese.training.run`).
 
 Loader protocol (what ``train_data`` and ``val_data`` must provide):
 
@@ -51,7 +58,6 @@ file write in half and end with "interrupted at epoch E, iteration I; resume wit
 --resume". A full disk ends in one line naming the directory; the last complete checkpoint
 stays resumable.
 """
-import errno
 import json
 import logging
 import math
@@ -64,15 +70,17 @@ from mxnet import autograd, gluon
 
 from ..data.loader import epoch_rng
 from ..errors import Interrupted, UserError, deferred_interrupts
-from .checkpoint import (atomic_write, find_nonfinite, latest_checkpoint, load_checkpoint,
-                         remove_stale_temps, save_checkpoint)
-from .presets import lr_steps_in_updates, resolve_epochs
+from .checkpoint import (atomic_write, checkpoint_clause, find_nonfinite, latest_checkpoint,
+                         load_checkpoint, remove_stale_temps, save_checkpoint, write_errors)
+from .kvstore import DistSync, average_aux
+from .presets import resolve_epochs
 from .report import plot_curves, write_metrics_csv
+from .schedule import configure_optimizer, make_trainer
 
-__all__ = ['fit', 'train_epoch', 'evaluate', 'EvalResult', 'Run', 'TrainingDiverged',
-           'SaveError', 'make_trainer', 'configure_optimizer', 'finite_check_hook',
-           'best_model_hook', 'metrics_hook', 'checkpoint_hook', 'DEFAULT_HOOKS',
-           'STREAM_DROPOUT', 'unpack_batch']
+__all__ = ['fit', 'train_epoch', 'evaluate', 'score_batches', 'EvalResult', 'Run',
+           'TrainingDiverged', 'finite_check_hook', 'best_model_hook', 'metrics_hook',
+           'checkpoint_hook', 'end_of_epoch', 'DEFAULT_HOOKS', 'STREAM_DROPOUT',
+           'unpack_batch', 'write_result']
 
 # The fit loop's per-epoch random stream (the loader's are 0-2; see cmpese.data.epoch_rng).
 STREAM_DROPOUT = 10
@@ -87,138 +95,11 @@ class TrainingDiverged(UserError):
     exit_code = 3
 
 
-class SaveError(UserError):
-    """A file of the run could not be written (no space left, quota, read-only); the last
-    complete checkpoint is untouched."""
-
-
-# ---------------------------------------------------------------- optimizer and schedule
-
-def _scheduler(cfg, steps, iters_per_epoch, epochs):
-    """``MultiFactorScheduler`` of the steps (updates), with a linear warmup over the first
-    ``cfg['warmup_epochs']`` epochs from ``cfg['warmup_begin_lr']`` (default 0) when set;
-    None for a constant rate."""
-    warmup = int(round(float(cfg.get('warmup_epochs') or 0) * iters_per_epoch))
-    if not steps and not warmup:
-        return None
-    return mx.lr_scheduler.MultiFactorScheduler(
-        step=list(steps) or [epochs * iters_per_epoch + 1], factor=cfg['lr_factor'],
-        base_lr=cfg['lr'], warmup_steps=warmup,
-        warmup_begin_lr=float(cfg.get('warmup_begin_lr') or 0.0), warmup_mode='linear')
-
-
-def make_trainer(net, cfg, iters_per_epoch, epochs, kvstore, dist=False):
-    """A ``gluon.Trainer`` with the configuration's optimizer and rate schedule (steps,
-    optional warmup); ``cfg['dtype'] == 'float16'`` turns on multi-precision SGD (float32
-    master weights)."""
-    steps = lr_steps_in_updates(cfg, epochs, iters_per_epoch)
-    params = {'learning_rate': cfg['lr'], 'wd': cfg['wd']}
-    if cfg['optimizer'] in ('sgd', 'nag'):
-        params['momentum'] = cfg['momentum']
-    if cfg.get('dtype') == 'float16':
-        params['multi_precision'] = True
-    scheduler = _scheduler(cfg, steps, iters_per_epoch, epochs)
-    if scheduler is not None:
-        params['lr_scheduler'] = scheduler
-    # Distributed runs: the gradients are all-reduced by DistSync (below) and every worker
-    # applies the same update itself, so the optimizer state lives on the workers (identical
-    # on each) and checkpoints hold it; the Trainer gets no kvstore then.
-    trainer = gluon.Trainer(net.collect_params(), cfg['optimizer'], params,
-                            kvstore=None if dist else kvstore)
-    return trainer, steps
-
-
-def configure_optimizer(trainer, cfg, steps, iters_per_epoch, epochs):
-    """Set the rate schedule, weight decay and momentum of ``trainer``'s optimizer from
-    ``cfg``, keeping its update counts (per device and per parameter) and its states.
-
-    Called after ``trainer.load_states``: the states file holds the pickled optimizer of the
-    saved run, so a resumed run with a changed ``--lr``, ``--wd``, ``--momentum`` or
-    ``--epochs`` would otherwise continue with the saved values. A fresh
-    ``MultiFactorScheduler`` asked at the restored update count gives exactly the rate the
-    saved one would (it steps through the same factors in the same order).
-    """
-    opt = trainer._optimizer
-    opt.lr = cfg['lr']
-    opt.lr_scheduler = _scheduler(cfg, steps, iters_per_epoch, epochs)
-    opt.wd = cfg['wd']
-    if hasattr(opt, 'momentum'):
-        opt.momentum = cfg['momentum']
-    return opt
-
-
 def _grad_sum_sq(grads_by_device):
     """Sum of squares of every gradient on every device (NaN or inf if any is); one fused
     ``multi_sum_sq`` per device over its list of gradient arrays."""
     return sum(float(mx.nd.multi_sum_sq(*grads, num_arrays=len(grads)).sum().asscalar())
                for grads in grads_by_device if grads)
-
-
-def _plain(array):
-    """A copy of ``array`` in MXNet's default layout, on the same device."""
-    return mx.nd.array(array.asnumpy(), ctx=array.context, dtype=array.dtype)
-
-
-class DistSync(object):
-    """Gradient all-reduce over a ``dist_sync`` kvstore, with an initialization that is safe.
-
-    ``gluon.Trainer`` with a dist kvstore broadcasts worker 0's initial weights (kvstore init,
-    then pull) inside its first ``step``, unordered with the first gradient push-pull of the
-    same keys; in MXNet 1.9.1 a pull can then reach the server before the init ("init N
-    first", the server aborts) or return the first gradient sum instead of the weights (a
-    worker trains from other weights). Here the keys are initialized, completed and fenced
-    by barriers before training starts, and every step is an explicit push-pull of each
-    gradient (summed over the devices of all workers) before ``trainer.update``.
-    """
-
-    def __init__(self, kv, net, ctx):
-        self.kv, self.ctx = kv, ctx
-        self.params = [p for _, p in sorted(net._collect_params_with_prefix().items())]
-
-    def start(self):
-        """Store worker 0's parameters on the servers and give them to every device of
-        every worker (collective: all workers call it). Shapes must be known."""
-        keys = list(range(len(self.params)))
-        # Fresh plain copies: initializing keys from the parameter arrays themselves makes
-        # the MXNet 1.9.1 server lose keys ("init N first") -- seen with arrays that a
-        # oneDNN forward pass has used.
-        self.kv.init(keys, [_plain(p.data(self.ctx[0])) for p in self.params])
-        mx.nd.waitall()
-        self.kv._barrier()
-        for i, p in enumerate(self.params):
-            self.kv.pull(i, out=p.list_data(), priority=-i)
-        mx.nd.waitall()
-        self.kv._barrier()
-
-    def allreduce_grads(self):
-        for i, p in enumerate(self.params):
-            if p.grad_req != 'null':
-                self.kv.pushpull(i, p.list_grad(), priority=-i)
-
-    def average_aux(self):
-        """Set the BN running statistics to their mean over all devices of all workers (as
-        ``save_parameters`` averages over the devices of one process)."""
-        total = len(self.ctx) * self.kv.num_workers
-        for i, p in enumerate(self.params):
-            if p.grad_req == 'null':
-                sums = [mx.nd.zeros(p.shape, ctx=d.context) for d in p.list_data()]
-                self.kv.push(i, [_plain(d) for d in p.list_data()], priority=-i)
-                self.kv.pull(i, out=sums, priority=-i)
-                for d, v in zip(p.list_data(), sums):
-                    d[:] = v / total
-        mx.nd.waitall()
-
-
-def average_aux(net):
-    """Set every copy of the BN running statistics (the parameters without a gradient) to
-    their mean over the devices, computed as ``save_parameters`` computes the value it
-    writes; so the parameters in memory equal those a checkpoint restores."""
-    for p in net.collect_params().values():
-        if p.grad_req == 'null' and len(p.list_ctx()) > 1:
-            data = p.list_data()
-            mean = mx.nd.add_n(*(d.copyto(mx.cpu()) for d in data)) / len(data)
-            for d in data:
-                d[:] = mean.as_in_context(d.context)
 
 
 # ---------------------------------------------------------------- batches and metrics
@@ -257,16 +138,21 @@ class EvalResult(tuple):
     count = property(lambda self: self[3])
 
 
-def evaluate(net, data, ctx, classes, epoch=0):
-    """Top-1 and top-5 error (``mx.metric.Accuracy``, ``TopKAccuracy(5)``; top-5 only for
-    more than 5 classes) and mean cross-entropy of ``net`` over the loader ``data``, every
-    image counted exactly once (padding rows excluded). Returns an :class:`EvalResult`."""
+def score_batches(net, batches, ctx, classes, top_k=5, on_batch=None):
+    """The one evaluator (the fit loop's and ``python -m cmpese.evaluate``'s): top-1 and
+    top-``top_k`` error (``mx.metric.Accuracy``, ``TopKAccuracy``; top-k only for more than
+    ``top_k`` classes) and mean cross-entropy of ``net`` over ``batches`` (``(data, label)``
+    or ``(data, label, pad)``), every image counted exactly once: each batch is split over
+    ``ctx`` whole (the network sees the shapes it was built for) and the ``pad`` rows of the
+    outputs are dropped. Outputs of another dtype (float16) are scored as float32.
+    ``on_batch(count)``, if given, is called after each batch with the images counted so
+    far (the metrics have been read back by then). Returns an :class:`EvalResult`."""
     top1 = mx.metric.Accuracy()
-    top5 = mx.metric.TopKAccuracy(5) if classes > 5 else None
+    topk = mx.metric.TopKAccuracy(top_k) if classes > top_k else None
     loss = mx.metric.Loss()
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     count = 0
-    for batch in data.epoch(epoch):
+    for batch in batches:
         x, y, pad = unpack_batch(batch)
         xs = gluon.utils.split_and_load(x, ctx, even_split=False)
         ys = gluon.utils.split_and_load(y, ctx, even_split=False)
@@ -274,16 +160,27 @@ def evaluate(net, data, ctx, classes, epoch=0):
             if not k:
                 continue
             out = net(xi)
+            if out.dtype != np.float32:
+                out = out.astype('float32')
             if k < xi.shape[0]:
                 out, yi = out[:k], yi[:k]
             top1.update([yi], [out])
-            if top5 is not None:
-                top5.update([yi], [out])
+            if topk is not None:
+                topk.update([yi], [out])
             loss.update(None, [loss_fn(out, yi)])
             count += k
+        if on_batch is not None:
+            on_batch(count)
     return EvalResult(1 - top1.get()[1] if count else float('nan'),
-                      None if top5 is None else (1 - top5.get()[1] if count else float('nan')),
+                      None if topk is None else (1 - topk.get()[1] if count else float('nan')),
                       loss.get()[1] if count else float('nan'), count)
+
+
+def evaluate(net, data, ctx, classes, epoch=0):
+    """:func:`score_batches` over epoch ``epoch`` of the loader ``data``: top-1 and top-5
+    error (top-5 only for more than 5 classes) and mean cross-entropy. Returns an
+    :class:`EvalResult`."""
+    return score_batches(net, data.epoch(epoch), ctx, classes)
 
 
 def _progress(total, desc, enabled):
@@ -320,10 +217,7 @@ class Run(object):
 
     def good_checkpoint(self, adjective='good'):
         """A clause naming the newest checkpoint on disk, or saying there is none."""
-        if self.checkpoint_epoch is None:
-            return 'no checkpoint was written yet (none is %s)' % adjective
-        return 'the last %s checkpoint is epoch-%04d (after epoch %d) in %s' % (
-            adjective, self.checkpoint_epoch, self.checkpoint_epoch, self.save_dir)
+        return checkpoint_clause(self.save_dir, self.checkpoint_epoch, adjective)
 
     def advice(self):
         """What to run after a NaN stop: options that ``--resume`` accepts."""
@@ -441,65 +335,22 @@ def checkpoint_hook(run, row):
 
 DEFAULT_HOOKS = (finite_check_hook, best_model_hook, metrics_hook, checkpoint_hook)
 
-_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
-                errno.EFBIG)
-
-
-def _free_space(path):
-    try:
-        st = os.statvfs(path)
-        return st.f_bavail * st.f_frsize
-    except OSError:
-        return None
-
-
-def _disk_error(run, err):
-    """One line for a write that failed: an ``OSError`` (no space, quota, read-only,
-    permissions) or MXNet's own file writer, which reports any failed ``fwrite`` (a full
-    disk included) only as "FileStream.Write incomplete"; the free space is measured then."""
-    where = run.save_dir
-    if isinstance(err, OSError):
-        path = getattr(err, 'filename', None)
-        if path:
-            where = os.path.dirname(os.path.abspath(path))
-        what = {errno.ENOSPC: 'no space left on the device',
-                errno.EDQUOT: 'the disk quota is exceeded'}.get(err.errno,
-                                                                 err.strerror or str(err))
-    else:
-        free = _free_space(where)
-        what = ('MXNet could not write a file (FileStream.Write incomplete; %s free there: a '
-                'full disk?)' % ('%.0f MB' % (free / 2.0 ** 20) if free is not None else
-                                 'unknown space'))
-    return SaveError('cannot write in %s: %s; %s. Free space there (or fix its permissions) '
-                     'and continue with --resume.' % (where, what,
-                                                     run.good_checkpoint('complete')))
-
-
-def _is_write_failure(err):
-    if isinstance(err, OSError):
-        return err.errno in _DISK_ERRORS
-    return isinstance(err, mx.base.MXNetError) and 'Write incomplete' in str(err)
-
-
 def end_of_epoch(run, row, hooks):
     """Run the epoch-end ``hooks`` (worker 0), with interrupts held back until the files
-    are complete and failed writes turned into one line naming the directory."""
+    are complete and failed writes turned into one line naming the directory
+    (:func:`cmpese.training.checkpoint.write_errors`)."""
     if not run.lead:
         return
-    with deferred_interrupts():
-        try:
-            for hook in hooks:
-                hook(run, row)
-        except (OSError, mx.base.MXNetError) as err:
-            if _is_write_failure(err):
-                raise _disk_error(run, err) from err
-            raise
+    with deferred_interrupts(), write_errors(run.save_dir,
+                                             lambda: run.good_checkpoint('complete')):
+        for hook in hooks:
+            hook(run, row)
 
 
 # ---------------------------------------------------------------- fit
 
 def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=False,
-        progress=True, export_prefix=None, input_shape=(1, 3, 32, 32), hooks=None):
+        progress=True, input_shape=(1, 3, 32, 32), hooks=None):
     """Train ``net`` as ``cfg`` says; returns the final state dict (history, best, ...).
 
     ``cfg`` keys used: classes, seed, optimizer, lr, momentum, wd, lr_factor and one of
@@ -509,10 +360,13 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
     precision SGD and a float16 first pass). Soft targets (``(B, classes)``, from mixup or
     label smoothing) select the soft cross-entropy batch by batch.
     ``train_data``/``val_data`` follow the loader protocol of this module's docstring.
-    The network must be initialized (on ``ctx``) before the call. A new run's ``save_dir``
+    The network must be initialized (on ``ctx``) before the call; ``input_shape`` is that
+    of one input (its first pass resolves the deferred shapes). A new run's ``save_dir``
     must hold no checkpoint (the command lines refuse one before writing anything:
-    :func:`cmpese.training.cli.prepare_save_dir`). ``hooks`` are called after
-    :data:`DEFAULT_HOOKS` at the end of every epoch, on worker 0.
+    :func:`cmpese.training.checkpoint.refuse_existing_run`). ``hooks`` are called after
+    :data:`DEFAULT_HOOKS` at the end of every epoch, on worker 0. At the end worker 0 writes
+    ``result.json`` (:func:`write_result`); exporting the network is the caller's
+    (:mod:`cmpese.training.run`).
     """
     kv = mx.kv.create(kvstore) if isinstance(kvstore, str) else kvstore
     iters = len(train_data)
@@ -597,19 +451,16 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
              state['best_epoch'], state['history'][-1]['test_error'] if state['history'] else
              float('nan'))
     if run.lead:
-        with deferred_interrupts():
-            try:
-                if export_prefix:
-                    from ..tools.export import export_model
-                    sym, params = export_model(net, export_prefix, input_shape, ctx=ctx[0])
-                    log.info('exported %s and %s', sym, params)
-                    state['export'] = [sym, params]
-                atomic_write(os.path.join(save_dir, 'result.json'), lambda p: _dump(state, p))
-            except (OSError, mx.base.MXNetError) as err:
-                if _is_write_failure(err):
-                    raise _disk_error(run, err) from err
-                raise
+        with deferred_interrupts(), write_errors(save_dir,
+                                                 lambda: run.good_checkpoint('complete')):
+            write_result(save_dir, state)
     return state
+
+
+def write_result(save_dir, state):
+    """``result.json``: the final state of a run (history, best result, schedule; the
+    export's files once the caller has added them), written atomically."""
+    atomic_write(os.path.join(save_dir, 'result.json'), lambda p: _dump(state, p))
 
 
 def _signame(signum):
