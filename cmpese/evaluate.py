@@ -20,57 +20,45 @@ of the first batch (which builds the graph) to the end. Parameters are the train
 trainable, so its count is that of its arguments (all but the BN running statistics,
 e.g. 6 more for the frozen input BN of the CIFAR pre-act nets). FLOPs are multiply-adds
 (cmpese.tools.flops) of one image at ``--input-size``.
+
+The command line (parser, ``main``) is :mod:`cmpese.cli.evaluate`; ``python -m
+cmpese.evaluate`` runs it. The scoring is the fit loop's evaluator
+(:func:`cmpese.training.fit.score_batches`), so a run's test error and this command's agree.
 """
-import argparse
 import json
 import os
 import sys
 import time
 
-__all__ = ['evaluate_batches', 'evaluate_model', 'format_table', 'main']
+__all__ = ['evaluate_batches', 'evaluate_model', 'format_table']
 
 
 def evaluate_batches(net, batches, ctx, classes, top_k=5):
     """Top-1 / top-k error of ``net`` over ``batches`` of ``(data, label)`` or
-    ``(data, label, pad)`` (the last ``pad`` rows are ignored), each split over ``ctx``.
+    ``(data, label, pad)`` (the last ``pad`` rows are not counted), each split over ``ctx``:
+    :func:`cmpese.training.fit.score_batches`, timed.
 
     Returns ``dict(images, top1_error, top5_error (None when classes <= top_k), loss,
-    seconds, images_per_sec)``.
+    seconds, images_per_sec)``; images/s is timed from the end of the first batch (which
+    builds the graph) to the end, or over the whole run for a single batch.
     """
-    import mxnet as mx
-    from mxnet import gluon
-    top1 = mx.metric.Accuracy()
-    topk = mx.metric.TopKAccuracy(top_k) if classes > top_k else None
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    loss_sum, images = 0.0, 0
-    start = tic = time.time()
-    timed_from = None
-    for batch in batches:
-        data, label = batch[0], batch[1]
-        pad = int(batch[2]) if len(batch) > 2 else 0
-        n = data.shape[0] - pad
-        if n <= 0:
-            continue
-        if pad:
-            data, label = data[:n], label[:n]
-        xs = gluon.utils.split_and_load(data, ctx, even_split=False)
-        ys = gluon.utils.split_and_load(label, ctx, even_split=False)
-        for x, y in zip(xs, ys):
-            out = net(x).astype('float32')
-            top1.update(y, out)
-            if topk is not None:
-                topk.update(y, out)
-            loss_sum += float(loss_fn(out, y).sum().asscalar())
-        images += n
-        if timed_from is None:     # the first batch builds the graph: time from its end
-            timed_from, tic = images, time.time()
-    seconds = time.time() - tic
-    timed = images - (timed_from or 0)
+    from .training.fit import score_batches
+    start = time.time()
+    first = []          # (images, time) at the end of the first batch
+
+    def mark(images):
+        if not first:
+            first.append((images, time.time()))
+    r = score_batches(net, batches, ctx, classes, top_k=top_k, on_batch=mark)
+    end = time.time()
+    images = r.count
+    timed_from, tic = first[0] if first else (0, start)
+    seconds, timed = end - tic, images - timed_from
     if timed == 0:                 # a single batch: its whole time
-        seconds, timed = time.time() - start, images
-    return dict(images=images, top1_error=1.0 - top1.get()[1] if images else None,
-                top5_error=(1.0 - topk.get()[1]) if topk is not None and images else None,
-                loss=loss_sum / images if images else None, seconds=seconds,
+        seconds, timed = end - start, images
+    return dict(images=images, top1_error=r.top1_error if images else None,
+                top5_error=r.top5_error if r.top5_error is not None and images else None,
+                loss=r.loss if images else None, seconds=seconds,
                 images_per_sec=timed / seconds if seconds > 0 else None)
 
 
@@ -196,11 +184,8 @@ def evaluate_model(args):
     """Run the evaluation ``args`` describe; returns the result dict (what --json saves)."""
     import mxnet as mx
     from .errors import UserError
-    from .training.cli import ConfigError, contexts
-    try:
-        ctx = contexts(args.gpus, args.cpus)
-    except ConfigError as err:
-        raise UserError(str(err))
+    from .training.cli import contexts
+    ctx = contexts(args.gpus, args.cpus)
     if bool(args.rec_val) == bool(args.dataset):
         raise UserError('give exactly one of --rec-val FILE (ImageNet RecordIO) and --dataset '
                         'cifar10|cifar100|svhn|digits')
@@ -263,63 +248,6 @@ def format_table(r):
     return '\n'.join('%-*s  %s' % (width, k, v) for k, v in rows)
 
 
-def build_parser():
-    from .data.imagenet import IMAGENET_MEAN, IMAGENET_STD
-    p = argparse.ArgumentParser(
-        prog='python -m cmpese.evaluate',
-        description='Single-crop top-1/top-5 error, image count, images/s, parameters and '
-                    'FLOPs of a trained model.')
-    p.add_argument('--model', help='zoo name (with --params)')
-    p.add_argument('--params', help='parameters: a run\'s best.params / epoch-NNNN.params, or '
-                                    'the .params of --symbol')
-    p.add_argument('--symbol', help='an exported <prefix>-symbol.json instead of --model')
-    p.add_argument('--model-args', default='{}', help='JSON keyword arguments of the builder')
-    p.add_argument('--runtime', default='auto', choices=('auto', 'onnxruntime', 'mxnet'),
-                   help='--symbol: the cmpese.tools.deploy predictor\'s runtime (auto: the '
-                        'fastest installed)')
-    p.add_argument('--rec-val', help='ImageNet-format validation RecordIO (im2rec)')
-    p.add_argument('--rec-val-idx', help='its .idx (default: beside the .rec, optional)')
-    p.add_argument('--dataset', choices=('cifar10', 'cifar100', 'svhn', 'digits'),
-                   help='evaluate on this test split instead of a RecordIO file')
-    p.add_argument('--data-dir', help='directory of the --dataset files')
-    p.add_argument('--classes', type=int, help='class count (default: synset.txt beside '
-                                              '--rec-val, else the dataset\'s / model\'s)')
-    p.add_argument('--batch-size', type=int, default=64)
-    p.add_argument('--input-size', type=int,
-                   help='crop side (default 224 for --rec-val, 32 for --dataset)')
-    p.add_argument('--mean', type=_floats, default=IMAGENET_MEAN,
-                   help='R,G,B mean in pixel units (RecordIO; default ImageNet\'s)')
-    p.add_argument('--std', type=_floats, default=IMAGENET_STD,
-                   help='R,G,B standard deviation in pixel units (RecordIO)')
-    p.add_argument('--data-nthreads', type=int, default=4, help='decoding threads')
-    p.add_argument('--gpus', default='', help='GPU ids, e.g. 0,1')
-    p.add_argument('--cpus', type=int, default=0, help='N CPU contexts')
-    p.add_argument('--json', help='also write the result to this JSON file')
-    return p
-
-
-def _floats(text):
-    try:
-        values = tuple(float(v) for v in text.split(','))
-    except ValueError:
-        values = ()
-    if len(values) != 3:
-        raise argparse.ArgumentTypeError('expected three comma-separated numbers (R,G,B), '
-                                         'got %r' % text)
-    return values
-
-
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    result = evaluate_model(args)
-    print(format_table(result))
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=1, sort_keys=True)
-    return 0
-
-
-if __name__ == '__main__':
-    from .errors import run
-    sys.exit(run(main, prog='python -m cmpese.evaluate'))
+if __name__ == '__main__':       # the command line: cmpese.cli.evaluate
+    from cmpese.cli.evaluate import console
+    sys.exit(console(prog='python -m cmpese.evaluate'))

@@ -17,7 +17,7 @@ from test_imagenet import write_rec
 import cmpese
 from cmpese.data.imagenet import RecordLoader
 from cmpese.errors import run
-from cmpese.evaluate import main
+from cmpese.cli.evaluate import main
 from cmpese.tools.complexity import count_params
 from cmpese.tools.flops import count_flops
 
