@@ -13,7 +13,8 @@ forever. Ctrl-C / SIGTERM stop everything the same way (exit 130 / 143).
 For several machines use MXNet's ``tools/launch.py`` (ssh, mpi, yarn) from the MXNet source
 tree, or set the same ``DMLC_*`` variables by hand on each machine (docs/training.md).
 Exits with 0 when every worker succeeded, else with the first failure's status (a worker's
-own exit code, or 128 + the signal number that killed it).
+own exit code, or 128 + the signal number that killed it). The command line's parser and
+``main`` are :mod:`cmpese.cli.launch` (``python -m cmpese.training.launch`` runs it).
 """
 import os
 import signal
@@ -206,28 +207,6 @@ def launch(command, workers=2, servers=1, env=None, cwd=None, timeout=None, capt
     return results
 
 
-def main(argv=None):
-    from ..errors import ArgumentParser, UserError
-    parser = ArgumentParser(prog='python -m cmpese.training.launch',
-                            description=__doc__.split('\n\n')[0])
-    parser.add_argument('-n', '--workers', type=int, default=2)
-    parser.add_argument('-s', '--servers', type=int, default=1)
-    parser.add_argument('--timeout', type=float, default=None,
-                        help='stop everything after this many seconds (default: none)')
-    parser.add_argument('command', nargs='...', help='the worker command, after --')
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ['--'] else args.command
-    if not command:
-        raise UserError('give the worker command after --, e.g. -- python train_cifar.py ... '
-                        '--kvstore dist_sync')
-    if args.workers < 1 or args.servers < 1:
-        raise UserError('-n/--workers and -s/--servers must be >= 1, got %d and %d'
-                        % (args.workers, args.servers))
-    results = launch(command, args.workers, args.servers, timeout=args.timeout,
-                     stream=sys.stderr)
-    return results.code
-
-
-if __name__ == '__main__':
-    from ..errors import run
-    sys.exit(run(main, prog='python -m cmpese.training.launch'))
+if __name__ == '__main__':       # the command line: cmpese.cli.launch
+    from cmpese.cli.launch import console
+    sys.exit(console(prog='python -m cmpese.training.launch'))
