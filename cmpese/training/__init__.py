@@ -1,6 +1,9 @@
-"""Training shared by train_cifar.py and train_imagenet.py: one fit loop (a training step,
-an evaluation step and epoch-end hooks), the papers' schedule presets, checksummed atomic
-checkpoints and resume, devices, kvstore and the local dist launcher."""
+"""Training shared by the trainers (cmpese.cli.train_cifar, cmpese.cli.train_imagenet): the
+run skeleton (run), options and their checks (cli), the papers' schedule presets (presets)
+and the optimizer's schedule (schedule), one fit loop (fit: a training step, an evaluation
+step and epoch-end hooks), checksummed atomic checkpoints and resume (checkpoint), the
+kvstore and gradient all-reduce (kvstore), the run's CSV, curves and log (report) and the
+local dist launcher (launch)."""
 from .checkpoint import (CheckpointError, SaveError, find_checkpoint, latest_checkpoint,
                          load_checkpoint, save_checkpoint)
 from .fit import DEFAULT_HOOKS, EvalResult, Run, TrainingDiverged, evaluate, fit, train_epoch
