@@ -129,6 +129,17 @@ def test_timm_basic_blocks_round_trip(files, tmp_path):
     report = load_pretrained(dst, files['paths']['resnet18'])
     assert_same_output(files['nets']['resnet18'], dst)
     assert len(report.loaded) == len(dst.collect_params().keys()) and not report.new
+    # a float16 checkpoint (saved from DataParallel: 'module.' keys) is cast, and says so
+    from safetensors.numpy import save_file
+    half = {'module.' + k: (v.astype(np.float16) if v.dtype == np.float32 else v)
+            for k, v in timm_state(files['nets']['resnet18']).items()}
+    path = str(tmp_path / 'half.safetensors')
+    save_file(half, path)
+    dst = get_resnet_imagenet(18)
+    report = load_pretrained(dst, path)
+    assert any('float16' in n for n in report.notes)
+    np.testing.assert_array_equal(dst.features[0].weight.data().asnumpy(),
+                                  half['module.conv1.weight'].astype(np.float32))
 
 
 def test_timm_resnet50_into_resnet50_and_se_resnet50(files):
@@ -325,6 +336,7 @@ def _refusals(files, root):
     with open(r18, 'rb') as f:
         data = f.read()
     write('cut.safetensors', data[:len(data) // 3])
+    write('cuthead.safetensors', data[:60])
     mx.nd.save(str(root / 'ok.params'), {'conv1.weight': mx.nd.zeros((64, 3, 7, 7))})
     with open(str(root / 'ok.params'), 'rb') as f:
         write('cut.params', f.read()[:200])
@@ -351,6 +363,7 @@ def _refusals(files, root):
         ([paths['notes.txt'], '--model', 'resnet18'], ['neither a safetensors', 'MXNet']),
         ([paths['model.pth'], '--model', 'resnet18'], ['PyTorch checkpoint', 'safetensors']),
         ([paths['cut.safetensors'], '--model', 'resnet18'], ['damaged safetensors']),
+        ([paths['cuthead.safetensors'], '--model', 'resnet18'], ['damaged safetensors']),
         ([paths['cut.params'], '--model', 'resnet18'], ['damaged MXNet .params']),
         ([paths['bf16.safetensors'], '--model', 'resnet18'], ['bfloat16']),
         ([paths['vit'], '--model', 'resnet18'], ['blocks.0.attn.qkv.weight', 'not part of']),

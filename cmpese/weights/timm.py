@@ -14,7 +14,6 @@ units are. BatchNorm is PyTorch's: ``weight`` (gamma), ``bias`` (beta), ``runnin
 build.
 """
 import collections
-import os
 
 import numpy as np
 
@@ -27,7 +26,9 @@ WHAT = 'a timm ResNet / SE-ResNet with the 7x7 stem (resnet18/34/50/101/152, ser
 
 
 def is_safetensors(path):
-    """Whether the file starts like a safetensors file (8-byte header length, then '{')."""
+    """Whether the file starts like a safetensors file: an 8-byte little-endian header
+    length (under 100 MB, safetensors' own limit), then the JSON header's '{'. A file cut
+    inside its header still counts (and is then reported as damaged)."""
     try:
         with open(path, 'rb') as f:
             head = f.read(9)
@@ -35,8 +36,7 @@ def is_safetensors(path):
         return False
     if len(head) < 9 or head[8:9] != b'{':
         return False
-    size = int.from_bytes(head[:8], 'little')
-    return 0 < size <= os.path.getsize(path) - 8
+    return 0 < int.from_bytes(head[:8], 'little') <= 100 * 1000 * 1000
 
 
 def timm_name(layout):
