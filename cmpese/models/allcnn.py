@@ -31,8 +31,9 @@ Choices:
   following each convolution") and the InI paper's "in every block", every feature
   convolution conv1-conv8 is a block conv - BN - ReLU - unit. The classifier conv9 has none:
   its 10 (or 100) maps are the class scores, and 10 is not divisible by t = 16. The units
-  receive the hints ``ini_map=('rows', 8)`` (the InI paper's n = 8, m = C/8 for All-CNN) and
-  ``joint=False`` (no identity to model jointly).
+  receive the hints ``ini_map=('rows', 8)`` (the InI paper's n = 8, m = C/8 for All-CNN),
+  ``joint=False`` (no identity to model jointly) and ``aggregate='overlay'``
+  (docs/inner_imaging.md).
 
 Parameter counts (10 classes) against the InI paper's Table II:
 
@@ -150,7 +151,10 @@ def get_allcnn(unit=None, classes=10, reduction=16, unit_kwargs=None, drop_rate=
     drop_rate, input_drop_rate : float, default 0.5, 0.2
         All-CNN-C's dropout after each stride-2 convolution and on the input.
     """
-    spec = resolve_unit(unit, hints={'ini_map': ('rows', 8), 'joint': False},
+    # InI: the paper's n = 8 rows, no identity flow; its square-1 -> square-3 step fits the
+    # overlay aggregation, not eq. 10-11's concatenation (docs/inner_imaging.md)
+    spec = resolve_unit(unit, hints={'ini_map': ('rows', 8), 'joint': False,
+                                     'aggregate': 'overlay'},
                         reduction=reduction, **(unit_kwargs or {}))
     return AllCNN(ALLCNN_C, classes=classes, unit=spec, drop_rate=drop_rate,
                   input_drop_rate=input_drop_rate, **kwargs)

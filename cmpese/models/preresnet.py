@@ -184,8 +184,11 @@ def get_preresnet(depth, unit=None, bottleneck=None, classes=10, reduction=16,
         check_depth(depth, 'pre-act ResNet (basic)', isinstance(depth, int) and depth >= 8
                     and (depth - 2) % 6 == 0, 'basic-block depths are 6n+2, e.g. 20, 56, 110')
         n, widths = (depth - 2) // 6, [16, 32, 64]
-    # InI folds the 2C joint signals of these blocks into maps of 16 columns (n = 2C/16)
-    spec = resolve_unit(unit, hints={'ini_map': ('cols', 16)}, reduction=reduction,
-                        **(unit_kwargs or {}))
+    # InI folds the 2C joint signals of these blocks into maps of 16 columns (n = 2C/16);
+    # the InI paper's printed counts fit eq. 10-11's concatenation on basic blocks
+    # (ResNet-110) and the overlay on bottlenecks (ResNet-164; docs/inner_imaging.md)
+    spec = resolve_unit(unit, hints={'ini_map': ('cols', 16),
+                                     'aggregate': 'overlay' if bottleneck else 'concat'},
+                        reduction=reduction, **(unit_kwargs or {}))
     return PreActCIFARNet(widths, [n] * 3, bottleneck=bottleneck, classes=classes, unit=spec,
                           conv_init=conv_init, **kwargs)

@@ -200,8 +200,9 @@ def get_pyramidnet(depth, alpha, unit=None, classes=10, bottleneck=True, reducti
         raise ValueError('PyramidNet alpha (the total widening) must be a number >= 0, got %r'
                          % (alpha,))
     widths = pyramid_widths(3 * n, alpha)
-    # InI folds the 2C joint signals of these blocks into maps of 16 columns (n = 2C/16)
-    hints = {'ini_map': ('cols', 16)}
+    # InI folds the 2C joint signals of these blocks into maps of 16 columns (n = 2C/16);
+    # the overlay aggregation comes nearest InI Table IV (docs/inner_imaging.md)
+    hints = {'ini_map': ('cols', 16), 'aggregate': 'overlay'}
     spec = resolve_unit(unit, reduction=reduction, **(unit_kwargs or {}))
     if rounding is not None:
         if rounding != 'floor':

@@ -127,8 +127,9 @@ def get_resnet_imagenet(depth, unit=None, version=1, classes=1000, reduction=16,
                 isinstance(depth, int) and depth in RESNET_IMAGENET_SPECS,
                 'depths are %s' % ', '.join(map(str, sorted(RESNET_IMAGENET_SPECS))))
     bottleneck, blocks = RESNET_IMAGENET_SPECS[depth]
-    # InI folds the 2C joint signals of these blocks into maps of 16 columns (n = 2C/16)
-    spec = resolve_unit(unit, hints={'ini_map': ('cols', 16)}, reduction=reduction,
-                        **(unit_kwargs or {}))
+    # InI folds the 2C joint signals of these blocks into maps of 16 columns (n = 2C/16);
+    # the overlay aggregation comes nearest InI Table V (docs/inner_imaging.md)
+    spec = resolve_unit(unit, hints={'ini_map': ('cols', 16), 'aggregate': 'overlay'},
+                        reduction=reduction, **(unit_kwargs or {}))
     return ResNetImageNet(blocks, bottleneck=bottleneck, version=version, classes=classes,
                           unit=spec, **kwargs)

@@ -43,9 +43,10 @@ def get_wrn(depth, width, unit=None, classes=10, reduction=16, drop_rate=0.0,
     if not isinstance(width, int) or width < 1:
         raise ValueError('WRN width factor must be a positive integer, got %r' % (width,))
     n = (depth - 4) // 6
-    # InI folds WRN-d-k channel signals into maps of C/k columns (n = 20, m = C/10 for k = 10)
-    spec = resolve_unit(unit, hints={'ini_map': ('groups', width)}, reduction=reduction,
-                        **(unit_kwargs or {}))
+    # InI folds WRN-d-k channel signals into maps of C/k columns (n = 20, m = C/10 for k = 10);
+    # the InI paper's WRN counts fit the overlay aggregation (docs/inner_imaging.md)
+    spec = resolve_unit(unit, hints={'ini_map': ('groups', width), 'aggregate': 'overlay'},
+                        reduction=reduction, **(unit_kwargs or {}))
     kwargs.setdefault('stem_bn', True)
     return PreActCIFARNet([16 * width, 32 * width, 64 * width], [n] * 3, bottleneck=False,
                           classes=classes, unit=spec, drop_rate=drop_rate, **kwargs)

@@ -45,8 +45,10 @@ register_unit('cmpe_se_1x1', PairViewUnit, reads_identity=True, hints=('inner_ch
 
 # Inner-Imaging: 'ini_' + a Table I set ('-' as '_'), '_d' adds the dilated G-filter,
 # '_nojoint' models the residual alone (the '*' rows). Backbones hint the map shape
-# ('ini_map'), the width rounding ('rounding') and, when they have no identity flow,
-# joint=False; a joint unit reads the identity as long as joint stays True.
+# ('ini_map'), the width rounding ('rounding'), the aggregation reading of eq. 10-11 that
+# their printed parameter counts support ('aggregate', docs/inner_imaging.md) and, when
+# they have no identity flow, joint=False; a joint unit reads the identity as long as joint
+# stays True.
 INI_GSETS = (['square_%d' % n for n in range(1, 6)] + ['mix_%d' % n for n in range(1, 6)]
              + ['horizon_%d' % n for n in range(1, MAX_SLENDER + 1)]
              + ['vertical_%d' % n for n in range(1, MAX_SLENDER + 1)])
@@ -56,18 +58,17 @@ def _joint(options):
     return options.get('joint', True)
 
 
+_INI_HINTS = ('ini_map', 'rounding', 'aggregate')
 for _gset in INI_GSETS:
     for _g in (_gset, _gset + '_d'):
         register_unit('ini_' + _g, InnerImagingUnit, reads_identity=_joint,
-                      hints=('ini_map', 'joint', 'rounding'), paper='ini', inner_map='folded',
-                      gset=_g, joint=True)
+                      hints=_INI_HINTS + ('joint',), paper='ini', inner_map='folded', gset=_g,
+                      joint=True)
         register_unit('ini_%s_nojoint' % _g, InnerImagingUnit, reads_identity=False,
-                      hints=('ini_map', 'rounding'), paper='ini', inner_map='folded', gset=_g,
-                      joint=False)
+                      hints=_INI_HINTS, paper='ini', inner_map='folded', gset=_g, joint=False)
 for _g in ('simple_1', 'simple_3'):   # the unfolded 2 x C stack: joint by construction
-    register_unit('ini_' + _g, InnerImagingUnit, reads_identity=True,
-                  hints=('ini_map', 'rounding'), paper='ini', inner_map='stacked', gset=_g,
-                  joint=True)
+    register_unit('ini_' + _g, InnerImagingUnit, reads_identity=True, hints=_INI_HINTS,
+                  paper='ini', inner_map='stacked', gset=_g, joint=True)
 
 _SPATIAL = re.compile(r'^(?P<base>.+)_spa(?P<tau>\d*)$')
 

@@ -14,9 +14,11 @@ FC(C/t) - ReLU - FC(C) - sigmoid:
   receptive field exceeds the map is dropped (Sec. V-B);
 * aggregation (eq. 10-12): the per-shape results are placed side by side, zeros filling the
   rows a shorter result lacks, and flattened into C^g group signals ('concat', the equations'
-  reading). 'overlay' instead zero-fills every result to the largest one and averages them
-  element-wise, C^g = max rows x max columns; docs/inner_imaging.md shows that the papers'
-  parameter counts come from this reading.
+  reading and the unit's own default). 'overlay' instead zero-fills every result to the
+  largest one and averages them element-wise, C^g = max rows x max columns. Each backbone
+  hints the reading its printed parameter counts support (pre-act ResNet basic blocks
+  'concat'; bottlenecks, WRN, All-CNN, PyramidNet and the ImageNet ResNets 'overlay'; the
+  evidence is in docs/inner_imaging.md); ``aggregate=`` given by the user wins.
 
 Widths that t does not divide (PyramidNet, Sec. V-B gives no rule): by default the unit refuses
 them, like every unit. ``rounding='floor'`` instead uses floor(C/t) (at least 1) FC neurons and
@@ -161,8 +163,9 @@ class InnerImagingUnit(ExcitationUnit):
         Explicit inner-imaged map; overrides ``ini_map``.
     ini_map : tuple, default ('cols', 16)
         The backbone's map rule, see :func:`fold_shape`.
-    aggregate : {'concat', 'overlay'}
-        How the results of several G-filter shapes are combined (module docstring).
+    aggregate : {'concat', 'overlay'}, default 'concat'
+        How the results of several G-filter shapes are combined (module docstring); the
+        backbones hint the reading their printed counts support.
     rounding : {'exact', 'floor'}, default 'exact'
         'exact' refuses C not divisible by t (and a fold that does not fill the map);
         'floor' uses max(1, C // t) neurons and G-filters and, for the ('cols', m) and
