@@ -161,6 +161,13 @@ def _register_cifar_models():
                        % depth, 'resnet_cifar', 'se', bridge=True)
 
 
+def _se_resnet_biased(depth, unit_kwargs=None, **kwargs):
+    """SE-ResNet-``depth`` whose SE FCs have biases (``use_bias=True`` unless the caller's
+    ``unit_kwargs`` say otherwise): timm's ``seresnet<depth>`` computed the same way."""
+    options = dict({'use_bias': True}, **(unit_kwargs or {}))
+    return get_resnet_imagenet(depth, unit='se', unit_kwargs=options, **kwargs)
+
+
 def _register_other_families():
     """All-CNN, PyramidNet-272 (alpha 200) and the ImageNet ResNets (InI Tables II, IV, V;
     CMPE Table 4)."""
@@ -175,6 +182,11 @@ def _register_other_families():
                        'resnet_imagenet')
         register_model('se_resnet%d' % depth, functools.partial(build, unit='se'),
                        'SE-ResNet-%d for ImageNet.' % depth, 'resnet_imagenet', 'se')
+        register_model('se_resnet%d_timm' % depth, functools.partial(_se_resnet_biased, depth),
+                       'SE-ResNet-%d for ImageNet with biases in the SE FCs, as timm\'s '
+                       'seresnet%d and the SENet authors\' Caffe models: their weights load '
+                       'with cmpese.load_pretrained (docs/units.md).' % (depth, depth),
+                       'resnet_imagenet', 'se')
         for mode in ('double_fc', '1x1'):
             register_model('cmpe_se_resnet%d_%s' % (depth, mode),
                            functools.partial(build, unit='cmpe_se_' + mode, version=2),

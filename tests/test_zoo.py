@@ -121,3 +121,42 @@ def test_model_docstrings_cite_the_variant():
     import gluoncv
     entry = gluoncv.model_zoo.model_zoo._models['res_se_net44']
     assert 'bridge' in entry.__doc__
+
+
+@pytest.mark.parametrize('depth', [50, 101])
+def test_timm_compatible_se_resnet_is_one_zoo_name(depth, tmp_path):
+    """se_resnet<depth>_timm: the SE FCs have biases (timm's SEModule), everything else is
+    se_resnet<depth>; a timm-layout file written from it loads back into a fresh one by
+    load_pretrained and gives the same outputs. se_resnet<depth> keeps SENet eq. 5's count."""
+    import mxnet as mx
+    from cmpese.weights import load_pretrained, save_timm
+    name = 'se_resnet%d_timm' % depth
+    src = cmpese.get_model(name)
+    units = _units(src)
+    assert len(units) == {50: 16, 101: 33}[depth]
+    assert all(u.fc1.bias is not None and u.fc2.bias is not None for u in units)
+    assert all(u.fc1.bias is None and u.fc2.bias is None
+               for u in _units(cmpese.get_model('se_resnet%d' % depth)))
+    # the options a user adds keep the biases; an explicit use_bias wins
+    assert _units(cmpese.get_model(name, unit_kwargs={'squeeze': 'max'}))[0].fc1.bias is not None
+    assert _units(cmpese.get_model(name, unit_kwargs={'use_bias': False}))[0].fc1.bias is None
+    src.initialize(mx.init.Xavier())
+    rng = np.random.RandomState(depth)
+    for key, p in src._collect_params_with_prefix().items():
+        if key.endswith('bias'):     # biases away from their initial zeros
+            p.set_data(mx.nd.array(rng.uniform(-0.2, 0.2, p.shape)))
+    path = str(tmp_path / ('seresnet%d.safetensors' % depth))
+    save_timm(src, path)
+    from safetensors.numpy import load_file
+    state = load_file(path)
+    assert state['layer1.0.se.fc1.bias'].shape == (16,)
+    assert state['layer4.2.se.fc2.bias'].shape == (2048,)
+    dst = cmpese.get_model(name)
+    report = load_pretrained(dst, path)
+    assert report.source == 'timm' and not report.new
+    assert len(report.loaded) == len(dst.collect_params().keys())
+    np.testing.assert_array_equal(_units(dst)[-1].fc2.bias.data().asnumpy(),
+                                  state['layer4.2.se.fc2.bias'])
+    x = random_input((1, 3, 64, 64))
+    np.testing.assert_allclose(dst(x).asnumpy(), src(x).asnumpy(), rtol=1e-5, atol=1e-6)
+    assert cmpese.model_zoo.get_model_info(name).unit == 'se'
