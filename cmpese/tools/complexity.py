@@ -48,31 +48,46 @@ def paper_table():
     return rows, ratios
 
 
+def _aggregation(net):
+    """The aggregation reading(s) of the InI units in ``net`` ('concat', 'overlay')."""
+    from ..units import InnerImagingUnit
+    found = set()
+    net.apply(lambda b: found.add(b.aggregate) if isinstance(b, InnerImagingUnit) else None)
+    return '/'.join(sorted(found))
+
+
 def ini_paper_table():
     """Rows (name, printed, concat count, overlay count, readings that agree, recorded
-    reading, source, why neither agrees) for the InI paper's Inner-Imaging rows."""
+    reading, source, why neither agrees, the reading the zoo name builds) for the InI
+    paper's Inner-Imaging rows."""
     from ..model_zoo import get_model
     from ..papers import INI_DEVIATIONS, INI_PARAMS, agrees
     rows = []
     for name, printed, source, recorded in INI_PARAMS:
-        concat = count_params(get_model(name))
-        overlay = count_params(get_model(name, unit_kwargs={'aggregate': 'overlay'}))
+        net = get_model(name)
+        default = _aggregation(net)
+        counts = {default: count_params(net)}
+        for reading in ('concat', 'overlay'):
+            if reading not in counts:
+                counts[reading] = count_params(get_model(name, unit_kwargs={'aggregate': reading}))
+        concat, overlay = counts['concat'], counts['overlay']
         fits = {('concat', 'overlay'): 'both', ('concat',): 'concat',
                 ('overlay',): 'overlay', (): 'neither'}[tuple(
                     k for k, n in (('concat', concat), ('overlay', overlay)) if agrees(n, printed))]
         rows.append((name, printed, concat, overlay, fits, recorded, source,
-                     INI_DEVIATIONS.get(name, '')))
+                     INI_DEVIATIONS.get(name, ''), default))
     return rows
 
 
 def format_ini_table(rows):
-    out = ['| model | paper | concat (eq. 10-11, default) | overlay | agrees with | printed in |',
-           '|---|---|---|---|---|---|']
-    for name, printed, concat, overlay, fits, _, source, why in rows:
+    out = ['| model | paper | concat (eq. 10-11) | overlay | zoo default | agrees with | '
+           'printed in |', '|---|---|---|---|---|---|---|']
+    for name, printed, concat, overlay, fits, _, source, why, default in rows:
         p = float(printed)
-        out.append('| `%s` | %sM | %.3fM (%+.2f%%) | %.3fM (%+.2f%%) | %s | %s |' % (
+        out.append('| `%s` | %sM | %.3fM (%+.2f%%) | %.3fM (%+.2f%%) | %s | %s | %s |' % (
             name, printed, concat / 1e6, 100 * (concat / 1e6 / p - 1), overlay / 1e6,
-            100 * (overlay / 1e6 / p - 1), fits + (': ' + why if why else ''), source))
+            100 * (overlay / 1e6 / p - 1), default, fits + (': ' + why if why else ''),
+            source))
     return '\n'.join(out)
 
 
