@@ -28,7 +28,7 @@ setup(
         'cmpese-train-imagenet = cmpese.cli.train_imagenet:console',
         'cmpese-evaluate = cmpese.cli.evaluate:console',
         'cmpese-launch = cmpese.cli.launch:console',
-        'cmpese-study = cmpese.cli.study:cli',
+        'cmpese-study = cmpese.cli.study:console',
     ]},
     extras_require={
         'cpu': ['mxnet==1.9.1'],

@@ -9,6 +9,7 @@ and exit 2 for bad input, ``--debug`` for the traceback, 130 / 143 on SIGINT / S
     train_imagenet    python train_imagenet.py                  cmpese-train-imagenet
     evaluate          python -m cmpese.evaluate                 cmpese-evaluate
     launch            python -m cmpese.training.launch          cmpese-launch
+    study             python -m cmpese.study                    cmpese-study
 
 Every command also runs as ``python -m cmpese.cli.<module>``. The old paths stay: the root
 ``train_cifar.py`` and ``train_imagenet.py`` are shims over these modules, and

@@ -20,14 +20,16 @@ import os
 import shlex
 import sys
 
-from ..errors import ArgumentParser, UserError, run
+from ..errors import ArgumentParser, UserError
 
-__all__ = ['build_parser', 'main']
+__all__ = ['build_parser', 'main', 'console']
+
+PROG = 'python -m cmpese.study'
 
 
-def build_parser():
+def build_parser(prog=PROG):
     from ..data.datasets import dataset_names
-    p = ArgumentParser(prog='python -m cmpese.study', description=__doc__.split('\n\n')[0])
+    p = ArgumentParser(prog=prog, description=__doc__.split('\n\n')[0])
     p.add_argument('--out', required=True, metavar='DIR',
                    help='the study directory (created; an existing study continues)')
     p.add_argument('--dataset', choices=dataset_names(), metavar='NAME',
@@ -62,10 +64,10 @@ def _names(text, flag, cast=str):
                            '0,1,2' if cast is int else 'preresnet20,se_preresnet20'))
 
 
-def main(argv=None):
+def main(argv=None, prog=PROG):
     from ..training.report import setup_logging
     from ..training.study import Study
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
     plan_path = os.path.join(args.out, 'study.json')
     old = None
     if os.path.exists(plan_path):
@@ -119,10 +121,12 @@ def main(argv=None):
     return 0
 
 
-def cli():
-    """Console entry point ``cmpese-study``."""
-    sys.exit(run(main, prog='cmpese-study'))
+def console(prog='cmpese-study'):
+    """Console entry point ``cmpese-study`` (the study itself computes nothing: its runs are
+    child processes that get the thread default from the trainer)."""
+    from . import console as run_console
+    return run_console(main, prog, threads=False)
 
 
 if __name__ == '__main__':
-    cli()
+    sys.exit(console(PROG))
