@@ -247,3 +247,69 @@ def test_padded_unit_hybridizes_and_matches_imperative():
     a = unit(res, idt).asnumpy()
     unit.hybridize(static_alloc=True, static_shape=True)
     np.testing.assert_allclose(unit(res, idt).asnumpy(), a, rtol=1e-5, atol=1e-6)
+
+
+def _ini_units(net):
+    found = []
+    net.apply(lambda b: found.append(b) if isinstance(b, InnerImagingUnit) else None)
+    return found
+
+
+# family builder -> the aggregation its hint gives (docs/inner_imaging.md, "Aggregation")
+def _family_builders():
+    from cmpese.models import (get_allcnn, get_preresnet, get_pyramidnet, get_resnet_cifar,
+                               get_resnet_imagenet, get_wrn)
+    return [
+        ('pre-act basic', lambda **kw: get_preresnet(20, unit='ini_mix_5_d', **kw), 'concat'),
+        ('pre-act basic 164', lambda **kw: get_preresnet(164, bottleneck=False,
+                                                         unit='ini_square_3', **kw), 'concat'),
+        ('pre-act bottleneck', lambda **kw: get_preresnet(29, bottleneck=True,
+                                                          unit='ini_mix_5_d', **kw), 'overlay'),
+        ('WRN', lambda **kw: get_wrn(16, 2, unit='ini_simple_3', **kw), 'overlay'),
+        ('All-CNN', lambda **kw: get_allcnn(unit='ini_square_3', **kw), 'overlay'),
+        ('PyramidNet', lambda **kw: get_pyramidnet(20, 30, unit='ini_mix_5_d_spa',
+                                                   rounding='floor', **kw), 'overlay'),
+        ('ImageNet ResNet', lambda **kw: get_resnet_imagenet(18, unit='ini_square_3_nojoint',
+                                                             **kw), 'overlay'),
+        ('CIFAR ResNet (no printed row)', lambda **kw: get_resnet_cifar(
+            8, unit='ini_mix_5_d', bridge_unit='ini_square_3', **kw), 'concat'),
+    ]
+
+
+@pytest.mark.parametrize('family,build,hinted', _family_builders(),
+                         ids=[f for f, _, _ in _family_builders()])
+def test_each_family_hints_its_aggregation_and_the_user_option_wins(family, build, hinted):
+    units = _ini_units(build())
+    assert units and {u.aggregate for u in units} == {hinted}
+    other = {'concat': 'overlay', 'overlay': 'concat'}[hinted]
+    chosen = _ini_units(build(unit_kwargs={'aggregate': other}))
+    assert len(chosen) == len(units) and {u.aggregate for u in chosen} == {other}
+
+
+def test_the_aggregate_hint_reaches_ini_units_only():
+    # the unit's own default is the equations' concatenation; a backbone's hint changes it,
+    # the user's option beats the hint, and units without the option never receive it
+    assert get_unit('ini_square_3', 64, ini_map=('cols', 16)).aggregate == 'concat'
+    spec = resolve_unit('ini_square_3', hints={'ini_map': ('cols', 16), 'aggregate': 'overlay'})
+    assert spec.accepts('aggregate') and spec.build(64).aggregate == 'overlay'
+    spec = resolve_unit('ini_square_3', hints={'ini_map': ('cols', 16), 'aggregate': 'overlay'},
+                        aggregate='concat')
+    assert spec.build(64).aggregate == 'concat'
+    for name in ('ini_simple_3', 'ini_square_3_nojoint', 'ini_mix_5_d_spa4'):
+        assert resolve_unit(name).accepts('aggregate')
+    for name in ('se', 'cmpe_se_1x1', 'cmpe_se_double_fc'):
+        spec = resolve_unit(name, hints={'aggregate': 'overlay'})
+        assert not spec.accepts('aggregate') and 'aggregate' not in spec.final_options()
+        spec.build(64)
+
+
+def test_ini_preresnet20_mix_5_d_keeps_the_concatenation():
+    """Basic-block pre-act ResNets keep eq. 10-11's concatenation (InI Table II's ResNet-110
+    rows): ini_preresnet20_mix_5_d is the same 283,286-parameter network as before the
+    per-family default."""
+    import cmpese
+    from cmpese.tools.complexity import count_params
+    net = cmpese.get_model('ini_preresnet20_mix_5_d')
+    assert {u.aggregate for u in _ini_units(net)} == {'concat'}
+    assert count_params(net) == 283286 == count_params(
+        cmpese.get_model('ini_preresnet20_mix_5_d', unit_kwargs={'aggregate': 'concat'}))

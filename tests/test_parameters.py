@@ -98,12 +98,31 @@ def test_ini_wrn28_10_mix_5_d_by_hand(aggregate):
     assert count_params(net) == expected
 
 
-def test_ini_preresnet164_square_3_by_hand():
-    # ResNet-164: 18 blocks per stage at C = 64, 128, 256; joint maps 2C/16 x 16
+@pytest.mark.parametrize('aggregate', [None, 'concat', 'overlay'])
+def test_ini_preresnet164_square_3_by_hand(aggregate):
+    # ResNet-164: 18 blocks per stage at C = 64, 128, 256; joint maps 2C/16 x 16. The zoo
+    # name builds the overlay (bottleneck pre-act ResNets: docs/inner_imaging.md), 2,014,226
     square_3 = [(1, 1, 1), (3, 3, 1), (5, 5, 1)]
     expected = count_params(get_preresnet(164)) + 18 * sum(
-        _ini_unit_params(c, (c // 8, 16), square_3, 'concat') for c in (64, 128, 256))
-    assert count_params(cmpese.get_model('ini_preresnet164_square_3')) == expected
+        _ini_unit_params(c, (c // 8, 16), square_3, aggregate or 'overlay')
+        for c in (64, 128, 256))
+    kwargs = {'unit_kwargs': {'aggregate': aggregate}} if aggregate else {}
+    assert count_params(cmpese.get_model('ini_preresnet164_square_3', **kwargs)) == expected
+    assert aggregate or expected == 2014226
+
+
+@pytest.mark.parametrize('aggregate', [None, 'concat', 'overlay'])
+def test_ini_preresnet110_square_3_by_hand(aggregate):
+    # ResNet-110 (basic): 18 blocks per stage at C = 16, 32, 64; joint maps 2C/16 x 16, on
+    # whose 2 x 16 first-stage map the 3x3 and 5x5 G-filters do not fit. The zoo name builds
+    # eq. 10-11's concatenation (basic-block pre-act ResNets), 1,769,168
+    square_3 = [(1, 1, 1), (3, 3, 1), (5, 5, 1)]
+    expected = count_params(get_preresnet(110)) + 18 * sum(
+        _ini_unit_params(c, (c // 8, 16), square_3, aggregate or 'concat')
+        for c in (16, 32, 64))
+    kwargs = {'unit_kwargs': {'aggregate': aggregate}} if aggregate else {}
+    assert count_params(cmpese.get_model('ini_preresnet110_square_3', **kwargs)) == expected
+    assert aggregate or expected == 1769168
 
 
 def test_ini_rows_agree_with_the_recorded_reading():
