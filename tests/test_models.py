@@ -40,7 +40,8 @@ def test_zoo_holds_every_paper_name():
                  'pyramidnet272_a200', 'ini_pyramidnet272_a200_square_3',
                  'ini_pyramidnet272_a200_mix_5', 'ini_pyramidnet272_a200_mix_5_d'}
     for d in (50, 101):
-        expected |= {'resnet%d' % d, 'se_resnet%d' % d, 'cmpe_se_resnet%d_double_fc' % d,
+        expected |= {'resnet%d' % d, 'se_resnet%d' % d, 'se_resnet%d_timm' % d,
+                     'cmpe_se_resnet%d_double_fc' % d,
                      'cmpe_se_resnet%d_1x1' % d, 'ini_resnet%d_mix_5_d' % d,
                      'ini_resnet%d_mix_5_d_spa' % d, 'ini_resnet%d_mix_5_d_spa4' % d}
     assert set(ALL_NAMES) == expected
