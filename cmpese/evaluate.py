@@ -102,7 +102,7 @@ def _load_net(args, classes, ctx, input_shape):
 
 
 class _PredictorNet(object):
-    """A :class:`cmpese.tools.deploy.Predictor` called like a network on NDArray batches."""
+    """A :class:`cmpese.deploy.Predictor` called like a network on NDArray batches."""
 
     def __init__(self, predictor):
         self.predictor = predictor
@@ -114,7 +114,7 @@ class _PredictorNet(object):
 
 def _exported(args, params, ctx, input_shape):
     """``(callable network, runtime name)`` of an exported model: the predictor of
-    cmpese.tools.deploy (onnxruntime or MXNet + oneDNN, ``--runtime``) on the CPU when that
+    cmpese.deploy (onnxruntime or MXNet + oneDNN, ``--runtime``) on the CPU when that
     module is present and the files follow the export's naming, else MXNet's
     ``SymbolBlock`` on ``ctx``."""
     import re
@@ -125,7 +125,7 @@ def _exported(args, params, ctx, input_shape):
     on_cpu = all(c.device_type == 'cpu' for c in ctx) and len(ctx) == 1
     if prefix and match and on_cpu and params == '%s-%s.params' % (prefix, match.group(1)):
         try:
-            from .tools.deploy import Predictor
+            from .deploy import Predictor
         except ImportError:
             Predictor = None
         if Predictor is not None:
@@ -134,7 +134,7 @@ def _exported(args, params, ctx, input_shape):
             return _PredictorNet(predictor), predictor.runtime
     if args.runtime not in ('auto', 'mxnet'):
         from .errors import UserError
-        raise UserError('--runtime %s needs cmpese.tools.deploy, one CPU device and the '
+        raise UserError('--runtime %s needs cmpese.deploy, one CPU device and the '
                         'export\'s file names (<prefix>-symbol.json, <prefix>-NNNN.params)'
                         % args.runtime)
     import warnings

@@ -21,12 +21,11 @@ import functools
 import os
 import re
 
-import mxnet as mx
-
 from .models import (get_allcnn, get_preresnet, get_pyramidnet, get_resnet_cifar,
                      get_resnet_imagenet, get_wrn)
 from .papers import PAPERS, model_tables, row_models
 from .units import lookup_unit
+from .weights.params import ParamsError, load_params_checked
 
 __all__ = ['get_model', 'get_model_list', 'register_model', 'register_gluoncv',
            'pretrained_path', 'load_parameters_file', 'PretrainedError', 'get_model_info',
@@ -320,60 +319,18 @@ def _unknown(name):
     return ValueError(msg)
 
 
-class PretrainedError(ValueError):
-    """A parameter file that cannot be loaded into the model: the message names the file
-    and the mismatch."""
-
-
-_INSTANCE_PREFIX = re.compile(r'^(arg:|aux:)?[a-z_]*?\d+_')
+# The checked loader is cmpese.weights.params (the zoo builds networks, weights/ reads files
+# into them); these names stay for the zoo's users.
+PretrainedError = ParamsError
 
 
 def load_parameters_file(net, path, ctx=None):
     """Load ``path`` into ``net`` after checking it: a file written by ``save_parameters``
     (``best.params``, structural names) or by ``export`` (``-0000.params``, ``arg:``/``aux:``
     names under the exporting instance's prefix). Raises :class:`PretrainedError` naming the
-    file and what does not match (garbage, missing or extra parameters, shapes, classes)."""
-    ctx = ctx or mx.cpu()
-    try:
-        loaded = mx.nd.load(path)
-    except (mx.base.MXNetError, OSError, ValueError) as err:
-        raise PretrainedError(
-            '%s is not an MXNet parameter file (%s). Expected the .params file written by '
-            'net.save_parameters() or train_cifar.py (best.params, or the exported '
-            '<name>-0000.params).' % (path, str(err).strip().splitlines()[0][:120])) from None
-    if not isinstance(loaded, dict) or not loaded:
-        raise PretrainedError('%s holds no named parameters; expected the .params file written '
-                              'by net.save_parameters() or train_cifar.py.' % path)
-    if any(k.startswith(('arg:', 'aux:')) for k in loaded):
-        found = {_INSTANCE_PREFIX.sub('', k): v for k, v in loaded.items()}
-        wanted = {_INSTANCE_PREFIX.sub('', p.name): p for p in net.collect_params().values()}
-    else:
-        found = loaded
-        wanted = net._collect_params_with_prefix()
-    missing = sorted(set(wanted) - set(found))
-    extra = sorted(set(found) - set(wanted))
-    shapes = [(k, tuple(found[k].shape), tuple(p.shape)) for k, p in wanted.items()
-              if k in found and p.shape is not None and 0 not in p.shape
-              and tuple(found[k].shape) != tuple(p.shape)]
-    out = [k for k in wanted if k.startswith('output') and k.endswith('weight')]
-    if shapes and out and any(k == out[0] for k, _, _ in shapes):
-        k, theirs, ours = next(r for r in shapes if r[0] == out[0])
-        raise PretrainedError('%s was trained for %d classes and this model has %d: pass '
-                              'classes=%d to get_model.' % (path, theirs[0], ours[0], theirs[0]))
-    if missing or extra or shapes:
-        parts = []
-        if missing:
-            parts.append('%d parameters missing (e.g. %s)' % (len(missing), missing[0]))
-        if extra:
-            parts.append('%d unexpected (e.g. %s)' % (len(extra), extra[0]))
-        if shapes:
-            parts.append('%d of another shape (e.g. %s: file %s, model %s)' % ((len(shapes),)
-                                                                             + shapes[0]))
-        raise PretrainedError('%s does not fit this model: %s. Was it saved from another model '
-                              'or with other options?' % (path, '; '.join(parts)))
-    for k, p in wanted.items():
-        p._load_init(found[k], ctx)
-    return net
+    file and what does not match (garbage, missing or extra parameters, shapes, classes):
+    :func:`cmpese.weights.params.load_params_checked`."""
+    return load_params_checked(net, path, ctx)
 
 
 def pretrained_path(name, root=None):

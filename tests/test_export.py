@@ -149,7 +149,7 @@ def _ort_load_stderr(path):
 def test_onnx_export_is_clean_and_runs_in_onnxruntime(exported, name, tmp_path, caplog):
     onnx = pytest.importorskip('onnx')
     ort = pytest.importorskip('onnxruntime')
-    from cmpese.tools.export import ONNX_OPSET, _onnx_opset
+    from cmpese.deploy.export import ONNX_OPSET, _onnx_opset
     x, results = exported
     prefix, reference = results[name]
     with caplog.at_level(logging.DEBUG):

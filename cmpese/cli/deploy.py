@@ -1,0 +1,63 @@
+"""Time an exported model in the predictor's runtime on random images.
+
+    python -m cmpese.tools.deploy out/model [--runtime mxnet] [--batch 8] [--input-size 32]
+
+``out/model`` is an export prefix (``{prefix}-symbol.json`` + ``{prefix}-0000.params``, and
+the ONNX files if the export wrote them) or an ``.onnx`` file; the runtime is the
+predictor's choice unless ``--runtime`` (:class:`cmpese.deploy.Predictor`, docs/deploy.md).
+Prints the median time of ``--repeat`` batches after one untimed batch.
+"""
+import logging
+import sys
+import time
+
+from ..deploy.predictor import RUNTIMES
+from ..errors import ArgumentParser, UserError
+
+__all__ = ['build_parser', 'main', 'console', 'PROG']
+
+PROG = 'python -m cmpese.tools.deploy'
+
+
+def build_parser(prog=PROG):
+    parser = ArgumentParser(prog=prog, description=__doc__.split('\n\n')[0])
+    parser.add_argument('model', help='export prefix or .onnx file')
+    parser.add_argument('--runtime', default='auto', choices=('auto',) + RUNTIMES)
+    parser.add_argument('--batch', type=int, default=1, help='batch size to time (1)')
+    parser.add_argument('--input-size', type=int, default=32)
+    parser.add_argument('--repeat', type=int, default=20, help='timed batches (20)')
+    parser.add_argument('--threads', type=int, help="compute threads (the runtime's default)")
+    return parser
+
+
+def main(argv=None, prog=PROG):
+    import numpy as np
+    from ..deploy.predictor import Predictor
+    args = build_parser(prog).parse_args(argv)
+    if args.batch < 1 or args.repeat < 1 or args.input_size < 1:
+        raise UserError('--batch, --repeat and --input-size must be positive integers')
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    predictor = Predictor(args.model, args.runtime, threads=args.threads,
+                          input_shape=(3, args.input_size, args.input_size))
+    x = np.random.RandomState(0).standard_normal(
+        (args.batch, 3, args.input_size, args.input_size)).astype(np.float32)
+    predictor(x)
+    times = []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        predictor(x)
+        times.append(time.perf_counter() - t0)
+    print('%s on %s, batch %d: median %.2f ms per batch (%.1f images/s)'
+          % (args.model, predictor.runtime, args.batch, 1e3 * float(np.median(times)),
+             args.batch / float(np.median(times))))
+    return 0
+
+
+def console(prog='cmpese-deploy'):
+    """The ``cmpese-deploy`` console script."""
+    from . import console as run_console
+    return run_console(main, prog)
+
+
+if __name__ == '__main__':
+    sys.exit(console('python -m cmpese.cli.deploy'))

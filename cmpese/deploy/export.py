@@ -1,0 +1,225 @@
+"""Export a model to MXNet symbol JSON + params (and optionally ONNX), and load it back.
+
+    from cmpese.deploy.export import export_model, export_onnx, load_exported
+    symbol, params = export_model(net, 'out/cmpe_se_wrn16_8_1x1', (1, 3, 32, 32))
+    export_onnx(symbol, params, 'out/cmpe_se_wrn16_8_1x1.onnx', (1, 3, 32, 32))
+
+The exported pair deploys wherever MXNet runs (``SymbolBlock.imports``, ``mx.mod.Module``,
+the C++ predictor, :class:`cmpese.deploy.Predictor`); :func:`export_onnx` converts it to
+``{prefix}.onnx`` for onnxruntime and, with ``optimized_file``, ``{prefix}.opt.onnx``
+(onnxruntime's graph optimizations applied offline: BatchNorm folded into the convolutions
+before it, constants folded). ``export_model(..., fold=True)`` collapses every linear filter
+bank of the units (CMPE-SE pair-view, InI G-filters: filters, BatchNorm, average of the maps)
+into one filter with a bias, and then the whole affine map from a unit's squeezed signals to
+its first FC layer into that layer (:mod:`cmpese.deploy.fold`). The command line
+(``python -m cmpese.tools.export``, ``cmpese-export``: ``--onnx``, ``--onnx-optimized``,
+``--fold``) is :mod:`cmpese.cli.export`. docs/export.md, docs/deploy.md.
+"""
+import contextlib
+import json
+import logging
+import os
+import warnings
+
+import mxnet as mx
+import numpy as np
+
+from ..errors import UserError
+
+__all__ = ['export_model', 'export_onnx', 'clean_onnx', 'optimize_onnx', 'load_exported',
+           'need_onnx', 'ONNX_OPSET']
+
+# mx2onnx in MXNet 1.9.1 emits opset-13 operators (ReduceMean with an ``axes`` attribute...)
+# but stamps the model with, and checks it against, the newest opset the installed onnx
+# knows (18+ moved ReduceMean's axes to an input), which the checker then rejects. We make
+# both the stamp and the checker use the operators' opset.
+ONNX_OPSET = 13
+
+
+def export_model(net, prefix, input_shape=(1, 3, 32, 32), epoch=0, ctx=None, ops='reference',
+                 fold=False):
+    """Write ``{prefix}-symbol.json`` and ``{prefix}-{epoch:04d}.params``; return the paths.
+
+    The graph is traced with the units' ``ops`` profile (:mod:`cmpese.units.ops`; default
+    ``'reference'``: global average Pooling, broadcast_mul, mean, which ONNX and oneDNN's
+    subgraph passes know natively and which inference runs fastest with), on zeros of
+    ``input_shape``. ``fold=True`` then collapses the units' linear filter banks, and the
+    affine maps between their squeezed signals and their first FC layer, in the written
+    files (:func:`cmpese.deploy.fold.fold_exported`). ``net`` is left hybridized with
+    its cached graph cleared, so its next call traces the current default operators again.
+    """
+    from ..units import ops as unit_ops
+    ctx = ctx or mx.cpu()
+    directory = os.path.dirname(os.path.abspath(prefix))
+    os.makedirs(directory, exist_ok=True)
+    with unit_ops.using(ops):
+        net.hybridize(static_alloc=True, static_shape=True)   # clears a graph traced before
+        net(mx.nd.zeros(input_shape, ctx=ctx))
+        net.export(prefix, epoch=epoch)
+    net.hybridize(static_alloc=True, static_shape=True)
+    files = '%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, epoch)
+    if fold:
+        from .fold import fold_exported
+        fold_exported(prefix, epoch, input_shape=input_shape)
+    return files
+
+
+@contextlib.contextmanager
+def _onnx_opset(version):
+    import onnx.checker
+    import onnx.defs
+    original = onnx.defs.onnx_opset_version
+    checker_opsets = onnx.checker.DEFAULT_CONTEXT.opset_imports
+    onnx.defs.onnx_opset_version = lambda: version
+    onnx.checker.DEFAULT_CONTEXT.opset_imports = {'': version}
+    try:
+        yield
+    finally:
+        onnx.defs.onnx_opset_version = original
+        onnx.checker.DEFAULT_CONTEXT.opset_imports = checker_opsets
+
+
+class _ConverterNotes(logging.Filter):
+    """mx2onnx logs one INFO line per graph node ("Converting idx: ...") and a few more per
+    model on the root logger; none is of use to a user of the exporter. Its warning that
+    ONNX MatMul differs from MXNet's ``dot`` for operands of more than 2 dimensions does
+    not apply to the units (the reference operators have no ``dot``; the training ones
+    multiply (N, C, K) by a 2-D (K, M), where MatMul's broadcasting is MXNet's dot), so it
+    is dropped too. Every other warning passes."""
+
+    def filter(self, record):
+        if 'Converting dot operator' in record.getMessage():
+            return False
+        return not (record.levelno < logging.WARNING and 'mx2onnx' in record.pathname)
+
+
+@contextlib.contextmanager
+def _quiet_converter():
+    notes = _ConverterNotes()
+    root = logging.getLogger()
+    root.addFilter(notes)
+    try:
+        yield
+    finally:
+        root.removeFilter(notes)
+
+
+def need_onnx():
+    """Raise a one-line :class:`cmpese.errors.UserError` when the onnx package is missing."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise UserError('ONNX export needs the onnx package: pip install "onnx<1.17" (and '
+                        '"onnxruntime<1.20" to run it), or pip install cmpese[onnx]')
+
+
+def clean_onnx(onnx_file):
+    """Take the initializers out of the graph inputs (mx2onnx lists every weight as an input,
+    so that onnxruntime warns per weight and cannot fold constants or BatchNorm), check the
+    model with ``onnx.checker`` (full check, shape inference included) and save it in place.
+    Returns the number of inputs removed."""
+    import onnx
+    model = onnx.load(onnx_file)
+    weights = {init.name for init in model.graph.initializer}
+    keep = [i for i in model.graph.input if i.name not in weights]
+    removed = len(model.graph.input) - len(keep)
+    del model.graph.input[:]
+    model.graph.input.extend(keep)
+    # an FC layer without bias becomes a Gemm with a scalar zero as its bias C; onnxruntime's
+    # optimizer merges those equal constants into one shared initializer, on which its
+    # int8 quantizer then fails ("cannot reshape array of size 16 into shape ()"): C is
+    # optional, so drop it
+    from onnx import numpy_helper
+    values = {init.name: init for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == 'Gemm' and len(node.input) == 3 and node.input[2] in values and \
+                not numpy_helper.to_array(values[node.input[2]]).any():
+            del node.input[2]
+    # constants mx2onnx creates and then does not use (the axis of a split...): onnxruntime
+    # warns about each one
+    used = {name for node in model.graph.node for name in node.input}
+    used.update(o.name for o in model.graph.output)
+    kept = [init for init in model.graph.initializer if init.name in used]
+    if len(kept) < len(model.graph.initializer):
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(kept)
+    with _onnx_opset(ONNX_OPSET):
+        onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, onnx_file)
+    return removed
+
+
+def optimize_onnx(onnx_file, optimized_file=None):
+    """Save onnxruntime's offline-optimized graph of ``onnx_file`` (level ORT_ENABLE_EXTENDED:
+    constant folding, Conv + BatchNorm / Add / Mul fusion, Gemm + activation fusion...; the
+    hardware-specific layout passes of ORT_ENABLE_ALL are left for load time) to
+    ``optimized_file`` (default ``{name}.opt.onnx``). It runs in onnxruntime only (fused
+    operators of its ``com.microsoft`` domain). Returns the path."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise UserError('the optimized ONNX model is written by onnxruntime: pip install '
+                        '"onnxruntime<1.20"')
+    optimized_file = optimized_file or os.path.splitext(onnx_file)[0] + '.opt.onnx'
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = optimized_file
+    ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
+    return optimized_file
+
+
+def _load(symbol_file, params_file):
+    symbol = mx.sym.load(symbol_file)
+    arg_params, aux_params = {}, {}
+    for key, value in mx.nd.load(params_file).items():
+        kind, name = key.split(':', 1)
+        (arg_params if kind == 'arg' else aux_params)[name] = value
+    return symbol, arg_params, aux_params
+
+
+def _unit_gammas(symbol, params):
+    """A BatchNorm with ``fix_gamma`` (Gluon's ``scale=False``, and the symbol API's default)
+    multiplies by 1 whatever its stored gamma holds; mx2onnx copies the stored gamma into
+    ONNX BatchNormalization's scale. Give those BNs a gamma of ones (in ``params``)."""
+    nodes = json.loads(symbol.tojson())['nodes']
+    for node in nodes:
+        attrs = node.get('attrs', node.get('param', {}))
+        if node['op'] == 'BatchNorm' and \
+                str(attrs.get('fix_gamma', 'True')).lower() in ('true', '1'):
+            gamma = nodes[node['inputs'][1][0]]['name']
+            if gamma in params:
+                params[gamma] = mx.nd.ones_like(params[gamma])
+
+
+def export_onnx(symbol_file, params_file, onnx_file, input_shape=(1, 3, 32, 32),
+                dynamic_batch=True, optimized_file=None):
+    """Convert an exported symbol + params to ONNX (batch axis dynamic by default), cleaned
+    and checked by :func:`clean_onnx`; ``optimized_file`` (a path, or True for
+    ``{name}.opt.onnx``) also saves :func:`optimize_onnx`'s model. Returns the ONNX path."""
+    need_onnx()
+    kwargs = {}
+    if dynamic_batch:
+        kwargs = dict(dynamic=True, dynamic_input_shapes=[(None,) + tuple(input_shape[1:])])
+    symbol, arg_params, aux_params = _load(symbol_file, params_file)
+    params = dict(arg_params, **aux_params)
+    _unit_gammas(symbol, params)
+    with _onnx_opset(ONNX_OPSET), _quiet_converter():
+        path = mx.onnx.export_model(symbol, params, [tuple(input_shape)], np.float32,
+                                    onnx_file, **kwargs)
+    clean_onnx(path)
+    if optimized_file:
+        optimize_onnx(path, None if optimized_file is True else optimized_file)
+    return path
+
+
+def load_exported(prefix, epoch=0, ctx=None, input_name='data'):
+    """Load ``{prefix}-symbol.json`` / ``{prefix}-{epoch:04d}.params`` as a SymbolBlock."""
+    symbol_file, params_file = '%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, epoch)
+    for path in (symbol_file, params_file):
+        if not os.path.isfile(path):
+            raise FileNotFoundError('%s not found: export_model(net, %r) writes it'
+                                    % (path, prefix))
+    with warnings.catch_warnings():  # MXNet warns that the input has no type yet
+        warnings.simplefilter('ignore')
+        return mx.gluon.SymbolBlock.imports(symbol_file, [input_name], params_file,
+                                            ctx=ctx or mx.cpu())

@@ -1,0 +1,338 @@
+"""One predictor for exported models: onnxruntime when it is installed, else MXNet + oneDNN.
+
+    from cmpese.deploy import Predictor
+    predictor = Predictor('out/cmpe_se_wrn16_8_1x1')       # what export_model / the tool wrote
+    logits = predictor(images)                              # numpy (N, 3, H, W) float32
+    predictor.runtime                                       # 'onnxruntime' or 'mxnet'
+
+``model`` is an export prefix (``{prefix}-symbol.json`` + ``{prefix}-0000.params``, and
+``{prefix}.onnx`` / ``{prefix}.opt.onnx`` if the export wrote them) or an ``.onnx`` file.
+``runtime='auto'`` picks the fastest installed runtime that can run it (docs/deploy.md has
+the measurements behind the order :data:`RUNTIMES`):
+
+* ``'onnxruntime'``: an ONNX session with every graph optimization (BatchNorm folded into
+  convolutions, fused activations, NCHWc layouts); the ONNX file is the export's, or is
+  converted from the symbol in a temporary directory when only the symbol was exported;
+* ``'mxnet'``: the symbol through MXNet's oneDNN subgraph backend
+  (``hybridize(backend='MKLDNN')``: convolution + BatchNorm + ReLU / + sum fusion), one
+  cached graph per input shape.
+
+``Predictor.quantize(calibration_images)`` returns an int8 predictor of the same model
+(post-training static quantization: onnxruntime's QDQ quantizer, or MXNet's oneDNN
+quantization), calibrated on the given images. docs/deploy.md.
+
+The command line that times a model on random images (``python -m cmpese.tools.deploy``,
+``cmpese-deploy``) is :mod:`cmpese.cli.deploy`.
+"""
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+
+import numpy as np
+
+from ..errors import UserError
+
+__all__ = ['Predictor', 'RUNTIMES', 'available_runtimes']
+
+log = logging.getLogger(__name__)
+
+# fastest first (docs/deploy.md: ResNet-50 and the CIFAR nets, batch 1 to 32)
+RUNTIMES = ('onnxruntime', 'mxnet')
+
+
+def available_runtimes():
+    """The installed runtimes, in :data:`RUNTIMES` order."""
+    out = []
+    for runtime in RUNTIMES:
+        try:
+            __import__('onnxruntime' if runtime == 'onnxruntime' else 'mxnet')
+        except ImportError:
+            continue
+        out.append(runtime)
+    return out
+
+
+def _paths(model, epoch):
+    """(prefix or None, [existing onnx files, optimized first])."""
+    if model.endswith('.onnx'):
+        if not os.path.isfile(model):
+            raise UserError('%s: no such ONNX file; python -m cmpese.tools.export --onnx writes '
+                            'one' % model)
+        return None, [model]
+    symbol, params = '%s-symbol.json' % model, '%s-%04d.params' % (model, epoch)
+    if not (os.path.isfile(symbol) and os.path.isfile(params)):
+        onnx_files = [p for p in (model + '.opt.onnx', model + '.onnx') if os.path.isfile(p)]
+        if onnx_files:
+            return None, onnx_files
+        raise UserError('%s: neither %s + %s nor %s.onnx exist; export the model first '
+                        '(python -m cmpese.tools.export --model NAME --prefix %s)'
+                        % (model, symbol, params, model, model))
+    return model, [p for p in (model + '.opt.onnx', model + '.onnx') if os.path.isfile(p)]
+
+
+class Predictor(object):
+    """Inference on an exported model in the fastest installed runtime (module docstring).
+
+    Parameters
+    ----------
+    model : str
+        Export prefix or ``.onnx`` file.
+    runtime : {'auto', 'onnxruntime', 'mxnet'}
+    epoch : int
+        Epoch number of the params file (``export_model``'s, default 0).
+    threads : int, optional
+        Compute threads (onnxruntime's intra-op threads; MXNet's are set by OMP_NUM_THREADS
+        before it is imported). Default: the runtime's own (every core).
+    input_shape : tuple, optional
+        (C, H, W) the converter traces when the ONNX file has to be made from the symbol
+        (default (3, 32, 32)); the batch axis stays dynamic.
+    layout : bool
+        onnxruntime only: run the units' rescale in onnxruntime's blocked layout
+        (:mod:`cmpese.deploy.ort_layout`), one session per batch size made at its first call
+        and checked against the ordinary session; models without units, and graphs the pass
+        does not take, run the ordinary session. Default True.
+    """
+
+    def __init__(self, model, runtime='auto', epoch=0, threads=None, input_shape=None,
+                 layout=True):
+        self.model, self.epoch, self.threads = model, epoch, threads
+        self.layout = bool(layout)
+        self._layout_sessions = {}
+        prefix, onnx_files = _paths(model, epoch)
+        installed = available_runtimes()
+        if runtime == 'auto':
+            candidates = [r for r in installed if r != 'mxnet' or prefix]
+            if 'onnxruntime' in candidates and not onnx_files and not _has_onnx():
+                candidates.remove('onnxruntime')
+            if not candidates:
+                raise UserError('%s: no installed runtime can run it (installed: %s); pip '
+                                'install "onnxruntime<1.20"' % (model, ', '.join(installed)))
+            runtime = candidates[0]
+        elif runtime not in RUNTIMES:
+            raise UserError('runtime must be auto, %s; got %r' % (', '.join(RUNTIMES), runtime))
+        elif runtime not in installed:
+            raise UserError('runtime %s is not installed: pip install "%s"'
+                            % (runtime, 'onnxruntime<1.20' if runtime == 'onnxruntime'
+                               else 'mxnet==1.9.1'))
+        self.runtime = runtime
+        self._tmp = None
+        if runtime == 'onnxruntime':
+            if not onnx_files:
+                onnx_files = [self._convert(prefix, input_shape or (3, 32, 32))]
+            self.onnx_file = onnx_files[0]
+            # the layout pass rewrites the standard graph, not onnxruntime's fused .opt.onnx
+            self._layout_source = ([f for f in onnx_files if not f.endswith('.opt.onnx')]
+                                   or onnx_files)[0]
+            self._session = _ort_session(self.onnx_file, threads)
+            self._input = self._session.get_inputs()[0].name
+        else:
+            if prefix is None:
+                raise UserError('%s: the mxnet runtime needs the exported symbol and params, '
+                                'not only ONNX' % model)
+            self._net = _mxnet_block(prefix, epoch)
+
+    @classmethod
+    def from_block(cls, net, input_shape=(1, 3, 32, 32), runtime='auto', fold=True,
+                   threads=None, layout=True):
+        """A predictor of an in-memory Gluon model: exported (reference operators, folded by
+        default) and converted to ONNX in a temporary directory, removed by :meth:`close`.
+        For inference inside a training process, where ``net(x)`` runs the training graph."""
+        from .export import export_model, export_onnx
+        tmp = tempfile.mkdtemp(prefix='cmpese-deploy-')
+        prefix = os.path.join(tmp, 'model')
+        sym, params = export_model(net, prefix, tuple(input_shape), fold=fold)
+        if runtime in ('auto', 'onnxruntime') and 'onnxruntime' in available_runtimes():
+            export_onnx(sym, params, prefix + '.onnx', tuple(input_shape))
+        predictor = cls(prefix, runtime, threads=threads, layout=layout)
+        predictor._tmp = tmp
+        return predictor
+
+    def _convert(self, prefix, input_shape):
+        from .export import export_onnx
+        self._tmp = tempfile.mkdtemp(prefix='cmpese-deploy-')
+        path = os.path.join(self._tmp, os.path.basename(prefix) + '.onnx')
+        return export_onnx('%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, self.epoch),
+                           path, (1,) + tuple(input_shape))
+
+    def __call__(self, x):
+        """Logits (N, classes) of the images ``x`` (N, C, H, W), as a float32 numpy array."""
+        x = _as_float32(x)
+        if self.runtime == 'onnxruntime':
+            session = self._session_for(x) if self.layout else self._session
+            return session.run(None, {self._input: x})[0]
+        import mxnet as mx
+        return self._net(mx.nd.array(x, dtype='float32')).asnumpy()
+
+    def _session_for(self, x):
+        """The blocked-layout session for this batch size, made at its first call, or the
+        ordinary session."""
+        key = x.shape
+        if key not in self._layout_sessions:
+            from .ort_layout import layout_session
+            try:
+                session, how = layout_session(self._layout_source, x.shape[0], self._session,
+                                              x.shape[1:], self.threads)
+            except Exception as err:  # a graph the pass cannot read: the ordinary session
+                session, how = None, 'layout pass skipped (%s: %s)' % (type(err).__name__, err)
+            log.debug('%s, batch %d: %s', self.model, x.shape[0], how)
+            self._layout_sessions[key] = session or self._session
+        return self._layout_sessions[key]
+
+    def predict(self, images, batch_size=32):
+        """Logits of any number of images, ``batch_size`` at a time."""
+        images = _as_float32(images)
+        return np.concatenate([self(images[i:i + batch_size])
+                               for i in range(0, len(images), batch_size)])
+
+    def accuracy(self, images, labels, batch_size=32):
+        """Top-1 accuracy on ``images`` and integer ``labels``."""
+        pred = self.predict(images, batch_size).argmax(axis=1)
+        return float((pred == np.asarray(labels).astype(pred.dtype)).mean())
+
+    def quantize(self, calibration, out=None, runtime=None):
+        """An int8 Predictor of this model, calibrated on ``calibration`` images (N, C, H, W;
+        a few hundred are plenty). onnxruntime: static QDQ quantization (per-channel int8
+        weights, uint8 activations, min-max calibration) written to ``out`` (default next to
+        the ONNX file, ``*.int8.onnx``); mxnet: oneDNN quantization of the symbol (naive
+        min-max calibration), exported to ``out`` as a prefix."""
+        runtime = runtime or self.runtime
+        calibration = _as_float32(calibration)
+        if runtime == 'onnxruntime':
+            src = self.onnx_file if self.runtime == 'onnxruntime' else self._convert(
+                self.model, calibration.shape[1:])
+            out = out or os.path.splitext(src.replace('.opt.onnx', '.onnx'))[0] + '.int8.onnx'
+            _ort_quantize(src, out, calibration)
+            return Predictor(out, 'onnxruntime', threads=self.threads, layout=self.layout)
+        prefix, _ = _paths(self.model, self.epoch)
+        if prefix is None:
+            raise UserError('mxnet int8 quantization needs the exported symbol and params')
+        out = out or prefix + '-int8'
+        _mxnet_quantize(prefix, self.epoch, out, calibration)
+        return Predictor(out, 'mxnet')
+
+    def close(self):
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+    def __repr__(self):
+        return 'Predictor(%r, runtime=%r)' % (self.model, self.runtime)
+
+
+def _as_float32(x):
+    if hasattr(x, 'asnumpy'):
+        x = x.asnumpy()
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _has_onnx():
+    try:
+        import onnx  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def _ort_session(path, threads=None):
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+def _symbol_block(prefix, epoch):
+    """The exported symbol and params as a SymbolBlock. BatchNorms with ``fix_gamma`` get a
+    stored gamma of ones: MXNet computes them with 1, but oneDNN's BN folding (int8, and
+    conv + BN fusion) reads the stored value, as mx2onnx does (cmpese.deploy.export)."""
+    import mxnet as mx
+    from .export import _load, _unit_gammas
+    symbol, arg_params, aux_params = _load('%s-symbol.json' % prefix,
+                                           '%s-%04d.params' % (prefix, epoch))
+    _unit_gammas(symbol, arg_params)
+    with warnings.catch_warnings():   # "the input has no type yet"
+        warnings.simplefilter('ignore')
+        net = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
+    net.collect_params().load_dict(dict(arg_params, **aux_params), ctx=mx.cpu(),
+                                   ignore_extra=True, cast_dtype=True,
+                                   dtype_source='saved')
+    return net
+
+
+def _mxnet_block(prefix, epoch):
+    """The exported symbol as a SymbolBlock on oneDNN's subgraph backend."""
+    import mxnet as mx
+    net = _symbol_block(prefix, epoch)
+    if mx.runtime.Features().is_enabled('MKLDNN'):
+        # skip_infer: MXNet 1.9.1's optimize_for runs its subgraph properties one after the
+        # other and, before each, infers shapes by matching the given parameters *by
+        # position* against the inputs of the graph the previous property produced. When a
+        # fusion changes the depth-first order of the inputs (in a pre-act block with a unit,
+        # conv0 + BN + ReLU fused ahead of the projection), shapes land on the wrong inputs:
+        # "Shape inconsistent, Provided = [32], inferred shape=(32,16,3,3)" in
+        # sg_mkldnn_conv_bn_act. The fusions are chosen by operator type and need no shapes;
+        # skipping the inference gives the same fused graph (docs/deploy.md).
+        net.hybridize(backend='MKLDNN', static_alloc=True, static_shape=True, skip_infer=True)
+    else:  # a build without oneDNN (e.g. CUDA): the plain cached graph
+        net.hybridize(static_alloc=True, static_shape=True)
+    return net
+
+
+class _Images(object):
+    """onnxruntime's CalibrationDataReader over a numpy array, 16 images per batch."""
+
+    def __init__(self, name, images, batch=16):
+        self.batches = iter([{name: images[i:i + batch]} for i in range(0, len(images), batch)])
+
+    def get_next(self):
+        return next(self.batches, None)
+
+
+def _ort_quantize(src, out, calibration):
+    import onnx
+    name = onnx.load(src).graph.input[0].name
+    # the quantizer warns on the root logger about every BatchNorm it leaves in float
+    # ("Axis 1 is out-of-range for weight ...gamma"): the pre-activation BNs, not an error
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        _ort_quantize_files(src, out, name, calibration)
+    finally:
+        root.setLevel(level)
+    return out
+
+
+def _ort_quantize_files(src, out, name, calibration):
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = os.path.join(tmp, 'prepared.onnx')
+        quant_pre_process(src, prepared, skip_symbolic_shape=True)
+        quantize_static(prepared, out, _Images(name, calibration), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8)
+
+
+def _mxnet_quantize(prefix, epoch, out, calibration):
+    import mxnet as mx
+    from mxnet.contrib import quantization
+    net = _symbol_block(prefix, epoch)
+    # a DataIter: 1.9.1's wrapper of a gluon DataLoader fails on loaders of images only
+    data = mx.io.NDArrayIter(data={'data': calibration}, batch_size=16)
+    quantized = quantization.quantize_net(net, quantized_dtype='auto', calib_data=data,
+                                          calib_mode='naive', num_calib_examples=len(calibration),
+                                          ctx=mx.cpu(), logger=logging.getLogger('quantize'))
+    quantized.hybridize(static_alloc=True, static_shape=True)
+    quantized(mx.nd.array(calibration[:1]))
+    quantized.export(out, epoch=0)
+    return out
