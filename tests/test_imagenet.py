@@ -458,7 +458,8 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(seven, tmp_p
     _script(args + ['--save-dir', str(tmp_path / 'straight'), '--no-progress',
                     '--data-nthreads', '2'], tmp_path)
     killed = tmp_path / 'killed'
-    code, text = _run_until(args + ['--save-dir', str(killed), '--data-nthreads', '2'],
+    code, text = _run_until(args + ['--save-dir', str(killed), '--data-nthreads', '2',
+                                    '--log-interval', '1'],     # a line an iteration (a pipe)
                             tmp_path, lambda t: _mid_epoch(t, 'epoch 2/3', 7))
     assert code == -signal.SIGKILL, text[-2000:]
     assert latest_checkpoint(str(killed))['epoch'] == 1

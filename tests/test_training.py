@@ -259,7 +259,7 @@ def _history(save_dir):
 
 def test_cifar10_two_devices_mixup_export(cifar_dir, tmp_path):
     out = tmp_path / 'run'
-    _run(['--model', TINY, '--dataset', 'cifar10', '--data-dir', str(cifar_dir),
+    proc = _run(['--model', TINY, '--dataset', 'cifar10', '--data-dir', str(cifar_dir),
           '--no-download', '--cpus', '2', '--kvstore', 'device', '--mixup',
           '--mixup-off-epochs', '1', '--epochs', '3', '--batch-size', '16', '--lr', '0.05',
           '--lr-steps', '2', '--export', '--save-dir', str(out), '--no-progress'], tmp_path)
@@ -267,6 +267,7 @@ def test_cifar10_two_devices_mixup_export(cifar_dir, tmp_path):
     assert [r['epoch'] for r in rows] == ['1', '2', '3']
     assert [r['mixup'] for r in rows] == ['True', 'True', 'False']
     assert [float(r["lr"]) for r in rows] == pytest.approx([0.05, 0.05, 0.01])  # WRN: /5
+    assert rows[2]['lr'] == '0.01'          # not 0.010000000000000002 (0.05 x 0.2)
     assert all(np.isfinite(float(r['train_loss'])) for r in rows)
     # top-5 (mx.metric.TopKAccuracy) for more than 5 classes: never above the top-1 error
     assert all(0 <= float(r['test_top5_error']) <= float(r['test_error']) for r in rows)
@@ -279,12 +280,24 @@ def test_cifar10_two_devices_mixup_export(cifar_dir, tmp_path):
                  'export/%s-symbol.json' % TINY, 'export/%s-0000.params' % TINY):
         assert (out / name).exists(), name
     assert (out / 'training-curve.png').read_bytes()[:4] == b'\x89PNG'
-    assert '[epoch 3/3]' in (out / 'train.log').read_text()
-    # the export is the trained network
+    log_text = (out / 'train.log').read_text()
+    assert '[epoch 3/3]' in log_text
+    # MXNet's "Update[12]: Change learning rate to ..." is a debug line; no bar in a pipe
+    assert 'Change learning rate' not in log_text and '\r' not in proc.stderr
+    # the best epoch is exported (by default), with the data config beside it
+    best = json.loads((out / 'result.json').read_text())['exported']
+    assert best['source'] == 'best' and best['epoch'] == int(min(
+        rows, key=lambda r: (float(r['test_error']), int(r['epoch'])))['epoch'])
+    assert 'exporting the best epoch, %d of 3' % best['epoch'] in log_text
+    data_cfg = json.loads((out / 'data_config.json').read_text())
+    assert data_cfg == json.loads((out / 'export' / (TINY + '-data.json')).read_text())
+    assert (data_cfg['dataset'], data_cfg['input_size'], data_cfg['classes'][:2]) == (
+        'cifar10', 32, ['airplane', 'automobile'])
+    # the export is the trained network of the best epoch
     from cmpese.tools.export import load_exported
     import cmpese
     net = cmpese.get_model(TINY, classes=10)
-    net.load_parameters(str(out / record['params']))
+    net.load_parameters(str(out / 'best.params'))
     x = mx.nd.random.uniform(shape=(4, 3, 32, 32))
     exported = load_exported(str(out / 'export' / TINY))
     np.testing.assert_allclose(exported(x).asnumpy(), net(x).asnumpy(), rtol=1e-4, atol=1e-5)
@@ -368,7 +381,8 @@ def _run_until(args, cwd, predicate, timeout=300, sig=signal.SIGKILL):
 
 
 def _mid_epoch(text, epoch, total):
-    """True once the progress bar of ``epoch`` shows 2..total-3 of ``total`` iterations."""
+    """True once the log line of ``epoch`` says 2..total-3 of ``total`` iterations (stderr is
+    not a terminal: a line every --log-interval iterations, "epoch 2/3 | 3/12 | ...")."""
     if epoch not in text:
         return False
     done = re.findall(r'\| *(\d+)/%d ' % total, text.split(epoch)[-1])
@@ -378,7 +392,7 @@ def _mid_epoch(text, epoch, total):
 def _resume_args(cifar_dir):
     return ['--model', TINY, '--data-dir', str(cifar_dir), '--no-download', '--epochs', '3',
             '--batch-size', '8', '--lr', '0.05', '--lr-steps', '2', '--mixup',
-            '--mixup-off-epochs', '1', '--seed', '7']
+            '--mixup-off-epochs', '1', '--seed', '7', '--log-interval', '1']
 
 
 @pytest.fixture(scope='module')
@@ -400,7 +414,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(cifar_dir, s
                                                                     tmp_path):
     args = _resume_args(cifar_dir)
     killed_dir = tmp_path / 'killed'
-    # The progress bar shows "epoch 2/3: ... 3/12": kill there, in the middle of epoch 2.
+    # The log shows "epoch 2/3 | 3/12 | ...": kill there, in the middle of epoch 2.
     code, text = _run_until(args + ['--save-dir', str(killed_dir)], tmp_path,
                             lambda t: _mid_epoch(t, 'epoch 2/3', 12))
     assert code == -signal.SIGKILL, text[-2000:]
@@ -451,6 +465,14 @@ def test_dist_sync_two_workers_match_one_process_on_two_devices(cifar_dir, tmp_p
         assert code == 0, err[-3000:]
     assert any('(worker 1 of 2)' in err for _, _, err in results)
     assert any('2 worker(s)' in err for _, _, err in results)
+    # every line of each worker names it; the lead worker alone prints the summary
+    by_rank = sorted(results, key=lambda r: '[worker 1/2]' in r[2])       # rank 0 first
+    for rank, (_, _, err) in enumerate(by_rank):
+        lines = [l for l in err.splitlines() if re.match(r'\d{4}-\d\d-\d\d ', l)]
+        tag = ' [worker %d/2] ' % rank
+        first = next(i for i, l in enumerate(lines) if tag in l)   # once the rank is known
+        assert all(tag in l for l in lines[first:]), err[-2000:]
+        assert ('done: best test error' in err) == (rank == 0), err[-2000:]
     a = _params(str(tmp_path / 'local' / 'epoch-0001.params'))
     b = _params(str(tmp_path / 'dist' / 'epoch-0001.params'))
     assert sorted(a) == sorted(b)

@@ -15,12 +15,11 @@ resume.
 This module holds what is particular to these datasets (their options, files, loaders and
 log lines); the run itself is :class:`cmpese.training.run.Trainer`'s.
 """
-import argparse
 import logging
 import sys
 
 from ..errors import ArgumentParser, ConfigError
-from ..training.cli import add_training_args, check_data_dir
+from ..training.cli import HelpFormatter, add_training_args, check_data_dir
 from ..training.run import Trainer
 
 __all__ = ['build_parser', 'main', 'console', 'CifarTrainer', 'PROG']
@@ -33,19 +32,22 @@ log = logging.getLogger('cmpese.train')
 def build_parser(prog=PROG):
     from ..data import dataset_names, default_data_dir
     parser = ArgumentParser(
-        prog=prog, description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        prog=prog, description=__doc__.split('\n\n')[0], formatter_class=HelpFormatter)
     parser.add_argument('--model', required=True,
                         help='a cmpese zoo name, e.g. cmpe_se_wrn28_10_1x1 (see '
                              'cmpese.get_model_list())')
-    parser.add_argument('--dataset', default='cifar10', choices=dataset_names())
+    parser.add_argument('--dataset', default='cifar10', choices=dataset_names(),
+                        help='what to train and test on, read from the official files in '
+                             '--data-dir (digits: bundled with scikit-learn, no download; '
+                             'docs/data.md); it also picks the preset')
     parser.add_argument('--data-dir',
-                        help='directory with the official files (default $CMPESE_DATA or '
+                        help='directory with the official files (default: $CMPESE_DATA, else '
                              '%s)' % default_data_dir())
     parser.add_argument('--svhn-extra', action='store_true',
                         help='SVHN: train on train+extra (the CMPE-SE paper\'s setting)')
     parser.add_argument('--no-download', dest='download', action='store_false',
-                        help='never try to download missing dataset files')
+                        help='never download missing dataset files (by default they are '
+                             'downloaded when the machine has internet)')
     parser.add_argument('--model-args', default='{}',
                         help='JSON keyword arguments for the model builder, e.g. '
                              '\'{"drop_rate": 0.3}\'')
@@ -103,6 +105,13 @@ class CifarTrainer(Trainer):
     def input_shape(self, cfg, data):
         _, height, width, channels = data['train'][0].shape     # NHWC
         return (1, channels, height, width)
+
+    def data_config(self, cfg, data):
+        from ..data import default_data_dir
+        from ..data.config import dataset_config
+        info = data['info']
+        return dataset_config(cfg['dataset'], info.mean, info.std,
+                              cfg.get('data_dir') or default_data_dir())
 
     def describe(self, cfg, data, train, val, kv, ctx):
         for note in data['notes']:

@@ -24,7 +24,6 @@ with ``--benchmark`` compare the models' training steps: that is
 ``benchmarks/bench_train_models.py`` of a source checkout (the root ``train_imagenet.py``
 hands such a command line to it).
 """
-import argparse
 import logging
 import os
 import shutil
@@ -32,7 +31,7 @@ import sys
 import tempfile
 
 from ..errors import ArgumentParser, ConfigError
-from ..training.cli import add_training_args, float_list, validate_args
+from ..training.cli import HelpFormatter, add_training_args, float_list, validate_args
 from ..training.run import Settled, Trainer
 
 __all__ = ['build_parser', 'main', 'console', 'ImageNetTrainer', 'PROG', 'DTYPES', 'KVSTORES',
@@ -52,8 +51,7 @@ log = logging.getLogger('cmpese.train')
 def build_parser(prog=PROG):
     from ..data.imagenet import IMAGENET_MEAN, IMAGENET_STD
     parser = ArgumentParser(
-        prog=prog, description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        prog=prog, description=__doc__.split('\n\n')[0], formatter_class=HelpFormatter)
     parser.add_argument('--model', help='a cmpese zoo name, e.g. se_resnet50, '
                                         'cmpe_se_resnet50_1x1, ini_resnet50_mix_5_d')
     parser.add_argument('--model-args', default='{}',
@@ -74,12 +72,16 @@ def build_parser(prog=PROG):
     g.add_argument('--std', type=float_list(3), default=list(IMAGENET_STD),
                    help='R,G,B standard deviation divided by, pixel units (1,1,1: the SENet '
                         'paper\'s mean subtraction only)')
-    g.add_argument('--min-random-area', type=float, default=0.08)
-    g.add_argument('--max-random-area', type=float, default=1.0)
-    g.add_argument('--min-aspect-ratio', type=float, default=3.0 / 4.0)
-    g.add_argument('--max-aspect-ratio', type=float, default=4.0 / 3.0)
+    g.add_argument('--min-random-area', type=float, default=0.08,
+                   help='random-resized crop: smallest fraction of the image area')
+    g.add_argument('--max-random-area', type=float, default=1.0,
+                   help='random-resized crop: largest fraction of the image area')
+    g.add_argument('--min-aspect-ratio', type=float, default=3.0 / 4.0,
+                   help='random-resized crop: smallest width / height (default: 3/4)')
+    g.add_argument('--max-aspect-ratio', type=float, default=4.0 / 3.0,
+                   help='random-resized crop: largest width / height (default: 4/3)')
     g.add_argument('--no-flip', dest='flip', action='store_false',
-                   help='no random horizontal flip')
+                   help='train without the random horizontal flip (on by default)')
     g.add_argument('--max-rotate-angle', type=int, default=0,
                    help='SENet extra: rotate by a random angle in [-v, v] degrees')
     g.add_argument('--hsl-jitter', type=float_list(3), default=[0, 0, 0],
@@ -111,6 +113,10 @@ def build_parser(prog=PROG):
     add_training_args(parser)
     parser.set_defaults(dataset='imagenet')
     for action in parser._actions:       # the trainers' kvstore list, and NCCL for GPUs
+        if action.dest == 'lr':
+            action.help = action.help.replace(
+                '(> 0).', '(> 0); without it, the preset\'s rate scaled linearly when '
+                '--batch-size differs from the preset\'s.')
         if action.dest == 'kvstore':
             action.choices = KVSTORES
             action.help = ('gradient aggregation: device, local, nccl (GPUs); dist_sync, '
@@ -330,6 +336,19 @@ class ImageNetTrainer(Trainer):
                  os.path.basename(cfg['rec_val']), val.num_records, cfg['classes'],
                  cfg['classes_from'], cfg['model'], ctx,
                  ' (worker %d of %d)' % (kv.rank, kv.num_workers) if 'dist' in kv.type else '')
+
+    def data_config(self, cfg, data):
+        if cfg['benchmark']:
+            return None
+        from ..data.config import imagenet_config
+        from ..data.imagenet import read_synset
+        names = read_synset(os.path.join(os.path.dirname(os.path.abspath(cfg['rec_train'])),
+                                         'synset.txt'))
+        if names is not None and len(names) != cfg['classes']:
+            log.warning('synset.txt beside --rec-train names %d classes, the model has %d: the '
+                        'data config records no class names', len(names), cfg['classes'])
+            names = None
+        return imagenet_config(cfg['input_size'], cfg['mean'], cfg['std'], classes=names)
 
     def fit_config(self, cfg):
         if not cfg['benchmark']:

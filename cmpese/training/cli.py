@@ -12,13 +12,14 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 
 import mxnet as mx
 
 from ..errors import ArgumentParser, ConfigError
-from .checkpoint import CheckpointError, atomic_write, read_json
+from .checkpoint import RECORD, CheckpointError, atomic_write, latest_checkpoint, read_json
 from .kvstore import dist_environment
 from .presets import default_preset, get_preset, preset_names
 
@@ -27,13 +28,14 @@ __all__ = ['add_training_args', 'explicit_keys', 'resolve_config', 'validate_arg
            'check_resume_config',
            'parse_model_args', 'build_model', 'check_save_dir', 'make_save_dir',
            'check_data_dir', 'print_config', 'RUNTIME_KEYS', 'RESUME_CHANGEABLE', 'ConfigError',
-           'ArgumentParser']
+           'ArgumentParser', 'HelpFormatter', 'resume_run_dir', 'fill_help_from_config',
+           'ALIASES', 'LOG_INTERVAL']
 
 # Keys a resumed run may change without notice: where things are and how the run is
 # executed, not what is computed.
 RUNTIME_KEYS = ('data_dir', 'gpus', 'cpus', 'progress', 'export', 'resume', 'save_every',
                 'keep_checkpoints', 'download', 'data_prefetch', 'print_config',
-                'dist_timeout', 'record_result')
+                'dist_timeout', 'record_result', 'log_interval', 'export_from')
 
 # Training values a resumed run may change on purpose (e.g. after a NaN stop); each change is
 # printed, applied from the next update on, and recorded in config.json.
@@ -43,6 +45,41 @@ RESUME_CHANGEABLE = ('lr', 'momentum', 'wd', 'epochs', 'iterations', 'mixup', 'm
 # Training values a preset provides (overridable).
 PRESET_KEYS = ('optimizer', 'momentum', 'wd', 'batch_size', 'lr', 'epochs', 'iterations',
                'lr_steps', 'lr_steps_frac', 'lr_steps_iter', 'lr_factor')
+
+# The options of GluonCV's and timm's training scripts that mean what one of ours means:
+# (their flag, ours, whose, a note). They are accepted as aliases (docs/training.md).
+ALIASES = (
+    ('--num-epochs', '--epochs', 'GluonCV', ''),
+    ('--weight-decay', '--wd', 'timm (GluonCV: --wd)', ''),
+    ('--log-interval', '--log-interval', 'GluonCV, timm', 'iterations between log lines'),
+    ('--resume PATH', '--resume [PATH]', 'timm', 'a checkpoint file or a run directory'),
+)
+
+#: iterations between two log lines when no progress bar is drawn (GluonCV's and timm's
+#: default --log-interval)
+LOG_INTERVAL = 50
+
+# The help of a schedule option ends with this sentence; with --model (and --dataset) on
+# the command line, --help replaces it by the value (fill_help_from_config).
+_FROM_PRESET = 'Default: from the preset.'
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with one default a flag: "(default: X)" is added only where it informs
+    (not for switches, empty or unset values, nor where the help text already says its
+    default in words)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ''
+        if '%(default)' in text or 'default' in text.lower():
+            return text
+        default = action.default
+        if default is None or default is True or default is False or action.nargs == 0 or \
+                default == '' or default == argparse.SUPPRESS:
+            return text
+        if not action.option_strings:
+            return text
+        return text + ' (default: %(default)s)'
 
 
 def float_list(count, what='numbers'):
@@ -69,28 +106,42 @@ def _number_list(text):
 
 def add_training_args(parser):
     """The options every trainer has (schedule, optimizer, mixup, devices, checkpoints)."""
-    g = parser.add_argument_group('schedule (defaults from --preset)')
+    g = parser.add_argument_group(
+        'schedule', 'Each value comes from the preset (--preset, by default the papers\' '
+        'schedule for --model on --dataset) unless given. --help after --model (and '
+        '--dataset) shows the values; they are printed at the start of a run and by '
+        '--print-config.')
     g.add_argument('--preset', choices=preset_names(),
-                   help='a paper schedule; default: the one the papers used for --model on '
-                        '--dataset (printed at start)')
-    g.add_argument('--epochs', type=int, help='number of epochs (>= 1)')
-    g.add_argument('--iterations', type=int,
+                   help='a paper schedule. Default: the one the papers used for --model on '
+                        '--dataset')
+    g.add_argument('--epochs', '--num-epochs', type=int, metavar='N',
+                   help='epochs to train (>= 1; --num-epochs: GluonCV\'s name). ' + _FROM_PRESET)
+    g.add_argument('--iterations', type=int, metavar='N',
                    help='train for this many iterations instead of --epochs (rounded up to '
-                        'whole epochs)')
-    g.add_argument('--batch-size', type=int, help='global batch size (all devices, all workers)')
-    g.add_argument('--lr', type=float, help='initial learning rate (> 0)')
-    g.add_argument('--lr-steps', type=_number_list,
-                   help='epochs after which the rate is multiplied by --lr-factor, e.g. 60,120,160')
-    g.add_argument('--lr-steps-iter', type=_number_list,
-                   help='the same in iterations, e.g. 32000,48000')
-    g.add_argument('--lr-factor', type=float, help='rate multiplier at each step, in (0, 1]')
-    g.add_argument('--optimizer', choices=('sgd', 'nag'), help='sgd (momentum) or nag (Nesterov)')
-    g.add_argument('--momentum', type=float, help='in [0, 1)')
-    g.add_argument('--wd', type=float, help='weight decay (>= 0)')
+                        'whole epochs). ' + _FROM_PRESET)
+    g.add_argument('--batch-size', type=int, metavar='N',
+                   help='GLOBAL batch size: the sum over all devices and all workers, split '
+                        'evenly between them (GluonCV\'s --batch-size is per device: multiply '
+                        'it by the devices and workers). ' + _FROM_PRESET)
+    g.add_argument('--lr', type=float, help='initial learning rate (> 0). ' + _FROM_PRESET)
+    g.add_argument('--lr-steps', type=_number_list, metavar='E1,E2,..',
+                   help='epochs after which the rate is multiplied by --lr-factor, e.g. '
+                        '60,120,160. ' + _FROM_PRESET)
+    g.add_argument('--lr-steps-iter', type=_number_list, metavar='I1,I2,..',
+                   help='the same in iterations, e.g. 32000,48000. ' + _FROM_PRESET)
+    g.add_argument('--lr-factor', type=float,
+                   help='rate multiplier at each step, in (0, 1]. ' + _FROM_PRESET)
+    g.add_argument('--optimizer', choices=('sgd', 'nag'),
+                   help='sgd (momentum) or nag (Nesterov). ' + _FROM_PRESET)
+    g.add_argument('--momentum', type=float, help='in [0, 1). ' + _FROM_PRESET)
+    g.add_argument('--wd', '--weight-decay', type=float,
+                   help='weight decay (>= 0; --weight-decay: timm\'s name). ' + _FROM_PRESET)
     g = parser.add_argument_group('mixup')
-    g.add_argument('--mixup', action='store_true', help='train with mixup (Zhang et al. 2018)')
+    g.add_argument('--mixup', action='store_true',
+                   help='train with mixup (Zhang et al. 2018); off unless given')
     g.add_argument('--no-mixup', dest='mixup', action='store_false',
-                   help='no mixup (to switch it off when resuming a mixup run)')
+                   help='train without mixup, the default; to switch it off when resuming a '
+                        'mixup run')
     g.add_argument('--mixup-alpha', type=float, default=1.0, help='Beta(alpha, alpha), > 0')
     g.add_argument('--mixup-off-epochs', type=int, default=20,
                    help='last epochs trained without mixup (the CMPE-SE paper: 20). With a '
@@ -113,18 +164,34 @@ def add_training_args(parser):
                    help='checkpoint every N epochs (0: only at the end)')
     g.add_argument('--keep-checkpoints', type=int, default=2,
                    help='checkpoints kept (0: all)')
-    g.add_argument('--resume', action='store_true',
-                   help='continue the run in --save-dir from its last intact checkpoint '
-                        '(--lr, --momentum, --wd, --epochs, --mixup* may be changed)')
+    g.add_argument('--resume', nargs='?', const=True, default=False, metavar='PATH',
+                   help='continue a run from its newest intact checkpoint: alone, the run in '
+                        '--save-dir; with PATH, that run directory or its newest checkpoint '
+                        'file (checkpoint.json, epoch-NNNN.params/.states/.json; timm\'s '
+                        '--resume FILE). --lr, --momentum, --wd, --epochs, --mixup* may be '
+                        'changed')
+    g.add_argument('--pretrained-backbone', metavar='FILE',
+                   help='start from the backbone weights in FILE (a timm safetensors, GluonCV '
+                        'or cmpese .params of a plain or SE ImageNet ResNet); the units and the '
+                        'classifier start fresh. ImageNet ResNets only; not with --resume '
+                        '(docs/weights.md)')
     g.add_argument('--export', action='store_true',
-                   help='write the trained model as symbol JSON + params at the end')
+                   help='at the end, write the model of --export-from as symbol JSON + params '
+                        'in <save-dir>/export, with its data config')
+    g.add_argument('--export-from', choices=('best', 'last'), default='best',
+                   help='--export: the epoch with the lowest test error (best.params) or the '
+                        'last epoch')
     g.add_argument('--record-result', action='store_true',
                    help='when the run finishes, record its result against the paper table rows '
                         'it reproduces (as python -m cmpese.reproduce --collect; '
                         'docs/reproduce.md)')
     g.add_argument('--seed', type=int, default=0, help='makes a run repeatable (0 .. 2**32-1)')
     g.add_argument('--no-progress', dest='progress', action='store_false',
-                   help='no tqdm progress bar')
+                   help='never draw the progress bar (it is drawn only when stderr is a '
+                        'terminal; otherwise a line every --log-interval iterations is logged)')
+    g.add_argument('--log-interval', type=int, default=LOG_INTERVAL, metavar='N',
+                   help='without a progress bar: log the running loss, rate and images/s every '
+                        'N iterations (0: only a line per epoch; GluonCV\'s and timm\'s flag)')
     g.add_argument('--print-config', action='store_true',
                    help='print the resolved configuration and exit')
     g.add_argument('--debug', action='store_true',
@@ -173,6 +240,7 @@ _RANGES = {
     'cpus': (int, 0, True, None, None, '2'),
     'data_prefetch': (int, 0, True, None, None, '2'),
     'dist_timeout': (float, 0, False, None, None, '60'),
+    'log_interval': (int, 0, True, None, None, '50'),
     # train_imagenet
     'classes': (int, 2, True, None, None, '1000'),
     'input_size': (int, 16, True, None, None, '224'),
@@ -251,6 +319,18 @@ def validate_args(args, explicit):
             if key in explicit:
                 raise ConfigError('%s has no effect without --mixup: add --mixup or drop %s.'
                                   % (_flag(key), _flag(key)))
+    backbone = getattr(args, 'pretrained_backbone', None)
+    if backbone and getattr(args, 'resume', False):
+        raise ConfigError('--pretrained-backbone %s and --resume were both given: a resumed run '
+                          'continues from its checkpoint, which wins; drop --pretrained-backbone'
+                          % backbone)
+    if backbone and not os.path.isfile(backbone):
+        raise ConfigError('--pretrained-backbone %s: no such file; pass a timm .safetensors, '
+                          'a GluonCV or a cmpese .params file (docs/weights.md)' % backbone)
+    if 'export_from' in explicit and not getattr(args, 'export', False) and \
+            not getattr(args, 'resume', False):
+        raise ConfigError('--export-from has no effect without --export: add --export or drop '
+                          '--export-from.')
 
 
 def validate_config(cfg):
@@ -278,6 +358,12 @@ def resolve_config(args, explicit):
     values = get_preset(preset)
     cfg['preset'] = preset
     cfg['preset_source'] = values.pop('source')
+    if isinstance(cfg.get('resume'), str):          # --resume PATH: a run or its checkpoint
+        run_dir = resume_run_dir(cfg['resume'])
+        if cfg.get('save_dir') and os.path.abspath(cfg['save_dir']) != os.path.abspath(run_dir):
+            raise ConfigError('--resume %s continues the run in %s, but --save-dir %s was given: '
+                              'drop one of them' % (cfg['resume'], run_dir, cfg['save_dir']))
+        cfg['save_dir'], cfg['resume'] = run_dir, True
     for key in PRESET_KEYS:
         if key in explicit and getattr(args, key) is not None:
             values[key] = getattr(args, key)
@@ -300,6 +386,40 @@ def resolve_config(args, explicit):
 
 
 # ---------------------------------------------------------------- config.json and resume
+
+_CHECKPOINT_FILE = re.compile(r'^epoch-(\d+)\.(params|states|json)$')
+
+
+def resume_run_dir(path):
+    """The run directory that ``--resume PATH`` continues: ``path`` itself when it is a
+    directory; the folder of ``path`` when it is that run's ``checkpoint.json`` or a file of
+    its newest intact checkpoint (``epoch-NNNN.params`` / ``.states`` / ``.json``). Anything
+    else is a :class:`ConfigError` saying what to pass."""
+    if os.path.isdir(path):
+        return path
+    if not os.path.exists(path):
+        raise ConfigError('--resume %s: no such run directory or checkpoint file; pass the run '
+                          'directory (its --save-dir) or its checkpoint.json' % path)
+    folder, name = os.path.split(path)
+    folder = folder or '.'
+    if name == RECORD:
+        return folder
+    m = _CHECKPOINT_FILE.match(name)
+    if not m:
+        raise ConfigError('--resume %s is not a checkpoint of a cmpese run: pass the run '
+                          'directory or its checkpoint.json / epoch-NNNN.params (best.params '
+                          'and exported files hold no optimizer state; to start a new run from '
+                          'weights use --pretrained-backbone)' % path)
+    record = latest_checkpoint(folder)
+    epoch = int(m.group(1))
+    if record is None or record['epoch'] != epoch:
+        newest = ('its newest intact checkpoint is after epoch %d' % record['epoch']
+                  if record else 'it holds no intact checkpoint')
+        raise ConfigError('--resume %s: a run continues from its newest intact checkpoint, and %s '
+                          'in %s. Pass --resume %s, or move the newer epoch-NNNN.* files out of '
+                          'the directory to continue from epoch %d' % (path, newest, folder,
+                                                                      folder, epoch))
+    return folder
 
 def save_config(cfg, save_dir):
     os.makedirs(save_dir, exist_ok=True)
@@ -357,8 +477,8 @@ def check_resume_config(cfg, explicit, save_dir):
     if 'iterations' in changes:
         out['epochs'] = None
     for key in RUNTIME_KEYS:
-        if key in explicit or key in ('resume', 'progress'):
-            out[key] = cfg.get(key)
+        if key in explicit or key in ('resume', 'progress') or key not in out:
+            out[key] = cfg.get(key)     # (a key missing: a config.json of an older cmpese)
     out['save_dir'] = save_dir
     if not out.get('mixup'):
         for key in ('mixup_alpha', 'mixup_off_epochs'):
@@ -499,6 +619,43 @@ def check_data_dir(data_dir, flag='--data-dir'):
     if not os.access(data_dir, os.R_OK | os.X_OK):
         raise ConfigError('%s %s is not readable (permission denied); make it readable or '
                           'pass another directory' % (flag, data_dir))
+
+
+def _help_value(key, cfg):
+    value = cfg.get(key)
+    if key == 'lr_steps' and value is None:
+        if cfg.get('lr_steps_frac'):
+            return 'at %s of the epochs' % ', '.join('%g%%' % (100 * f)
+                                                     for f in cfg['lr_steps_frac'])
+        if cfg.get('lr_steps_iter'):
+            return 'none (the steps are in iterations)'
+    if value is None:
+        return 'not used'
+    if isinstance(value, (list, tuple)):
+        return ','.join('%g' % v for v in value) or 'none'
+    if isinstance(value, float):
+        return '%.4g' % value
+    return str(value)
+
+
+def fill_help_from_config(parser, cfg, explicit):
+    """Write the values ``cfg`` resolves into the help of ``parser``'s schedule options (in
+    place of their 'Default: from the preset' sentence), so that ``--help`` after ``--model``
+    (and ``--dataset``) shows the preset's values."""
+    for action in parser._actions:
+        if not action.help or _FROM_PRESET not in action.help:
+            continue
+        key = action.dest
+        if key in explicit:
+            where = 'given'
+        else:
+            where = 'preset %s' % cfg['preset']
+            if key == 'epochs' and cfg.get('mixup') and cfg.get('epochs'):
+                where += ' + --mixup-off-epochs %d' % cfg['mixup_off_epochs']
+            if key == 'lr' and cfg.get('lr_scaling'):
+                where += ', scaled linearly to --batch-size %d' % cfg['batch_size']
+        note = 'With these options: %s (%s).' % (_help_value(key, cfg), where)
+        action.help = action.help.replace(_FROM_PRESET, note.replace('%', '%%'))
 
 
 def print_config(cfg, stream=None):

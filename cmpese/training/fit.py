@@ -62,6 +62,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 
 import mxnet as mx
@@ -72,6 +73,7 @@ from ..data.loader import epoch_rng
 from ..errors import Interrupted, UserError, deferred_interrupts
 from .checkpoint import (atomic_write, checkpoint_clause, find_nonfinite, latest_checkpoint,
                          load_checkpoint, remove_stale_temps, save_checkpoint, write_errors)
+from .cli import LOG_INTERVAL
 from .kvstore import DistSync, average_aux
 from .presets import resolve_epochs
 from .report import plot_curves, write_metrics_csv
@@ -183,8 +185,17 @@ def evaluate(net, data, ctx, classes, epoch=0):
     return score_batches(net, data.epoch(epoch), ctx, classes)
 
 
+def _stderr_is_terminal():
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):        # replaced or closed stream
+        return False
+
+
 def _progress(total, desc, enabled):
-    if not enabled:
+    """A tqdm bar when ``enabled`` and stderr is a terminal (its carriage-return frames
+    would flood a log file, a batch scheduler's output or ``nohup.out``), else None."""
+    if not enabled or not _stderr_is_terminal():
         return None
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
@@ -237,14 +248,21 @@ class Run(object):
 def train_epoch(run, data, epoch, progress=True):
     """Train ``run.net`` for epoch ``epoch`` (0-based) over the loader ``data``; returns the
     epoch's figures ``dict(train_loss, train_error, images, time, mixup)`` (images: the
-    non-padding rows this worker trained on)."""
+    non-padding rows this worker trained on).
+
+    Worker 0 shows its progress: a tqdm bar when ``progress`` and stderr is a terminal;
+    otherwise a log line ``epoch 2/3 | 40/391 | loss ... lr ... img/s`` every
+    ``cfg['log_interval']`` iterations (default :data:`cmpese.training.cli.LOG_INTERVAL`;
+    0: none)."""
     net, trainer, ctx, cfg = run.net, run.trainer, run.ctx, run.cfg
     mx.random.seed(int(epoch_rng(cfg['seed'], epoch, STREAM_DROPOUT).randint(2 ** 31 - 1)))
     use_mixup = epoch < run.mixup_until
     sparse_loss = gluon.loss.SoftmaxCrossEntropyLoss()
     soft_loss = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False)
     accuracy, loss_metric = mx.metric.Accuracy(), mx.metric.Loss()
-    bar = _progress(run.iters, 'epoch %d/%d' % (epoch + 1, run.epochs), progress and run.lead)
+    desc = 'epoch %d/%d' % (epoch + 1, run.epochs)
+    bar = _progress(run.iters, desc, progress and run.lead)
+    interval = cfg.get('log_interval', LOG_INTERVAL) if bar is None and run.lead else 0
     tic = time.time()
     batches = data.epoch(epoch, mixup_alpha=cfg['mixup_alpha'] if use_mixup else 0)
     run.position = (epoch + 1, 0)
@@ -285,6 +303,10 @@ def train_epoch(run, data, epoch, progress=True):
                 bar.set_postfix(loss='%.3f' % loss_metric.get()[1],
                                 lr='%.3g' % trainer.learning_rate)
                 bar.update(1)
+            elif interval and (i + 1) % interval == 0:
+                log.info('%s | %d/%d | loss %.4f  lr %.4g  %.1f img/s', desc, i + 1, run.iters,
+                         loss_metric.get()[1], trainer.learning_rate,
+                         accuracy.num_inst * run.workers / max(time.time() - tic, 1e-9))
     finally:
         if hasattr(batches, 'close'):
             batches.close()        # stops a prefetch thread at once, also on an exception
@@ -355,7 +377,8 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
 
     ``cfg`` keys used: classes, seed, optimizer, lr, momentum, wd, lr_factor and one of
     lr_steps / lr_steps_frac / lr_steps_iter, epochs or iterations, mixup, mixup_alpha,
-    mixup_off_epochs, save_every, keep_checkpoints (and model, for the curve's title);
+    mixup_off_epochs, save_every, keep_checkpoints (and model, for the curve's title,
+    log_interval, for the log lines when no progress bar is drawn);
     optional: warmup_epochs and warmup_begin_lr (linear warmup), dtype ('float16': multi-
     precision SGD and a float16 first pass). Soft targets (``(B, classes)``, from mixup or
     label smoothing) select the soft cross-entropy batch by batch.
@@ -446,11 +469,11 @@ def fit(net, train_data, val_data, cfg, ctx, save_dir, kvstore='device', resume=
         raise Interrupted(err.signum, 'interrupted at epoch %d, iteration %d of %d; resume with '
                           '--resume (%s; %s)' % (e, i, iters, _signame(err.signum),
                                                  run.good_checkpoint('complete'))) from None
-    log.info('done: best test error %.4f at epoch %s; final %.4f',
-             state['best_error'] if state['best_error'] is not None else float('nan'),
-             state['best_epoch'], state['history'][-1]['test_error'] if state['history'] else
-             float('nan'))
-    if run.lead:
+    if run.lead:        # the summary: the lead worker's alone
+        log.info('done: best test error %.4f at epoch %s; final %.4f',
+                 state['best_error'] if state['best_error'] is not None else float('nan'),
+                 state['best_epoch'], state['history'][-1]['test_error'] if state['history']
+                 else float('nan'))
         with deferred_interrupts(), write_errors(save_dir,
                                                  lambda: run.good_checkpoint('complete')):
             write_result(save_dir, state)

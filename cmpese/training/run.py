@@ -12,9 +12,14 @@ that gives its parser and its data; everything else happens here, once, in this 
 2. :meth:`Trainer.train`: the trainer's input checks (:meth:`~Trainer.prepare`), the run
    directory checked (a new run never overwrites a checkpoint), the model built (a wrong name
    fails before any data is read), the data read, the kvstore created, the loaders made;
-   only then the run directory, its log and config.json, the network initialized, cast,
-   hybridized, :func:`cmpese.training.fit.fit`, the ``--export`` of the trained network and
-   the trainer's :meth:`~Trainer.finish` (``--record-result``).
+   only then the run directory, its log, config.json and data_config.json (what the model
+   expects of an image: :meth:`~Trainer.data_config`), the network initialized (its backbone
+   from ``--pretrained-backbone``), cast, hybridized, :func:`cmpese.training.fit.fit`, the
+   ``--export`` of the best (or last) epoch with its data config, and the trainer's
+   :meth:`~Trainer.finish` (``--record-result``).
+
+In a run of several workers every log line starts with the worker's rank ("[worker 1/2]"),
+and the lead worker (rank 0) alone writes the run's files and prints the summary.
 
 A trainer overrides the hooks it needs; each hook's default does nothing (or the common
 thing). ``cfg.get('dtype')`` is handled here for any trainer that has ``--dtype``: bfloat16
@@ -32,13 +37,14 @@ from ..errors import ConfigError, deferred_interrupts
 from .checkpoint import (CheckpointError, checkpoint_clause, latest_checkpoint,
                          refuse_existing_run, write_errors)
 from .cli import (build_model, check_batch_split, check_resume_config, check_save_dir,
-                  contexts, explicit_keys, make_save_dir, parse_model_args, print_config,
-                  resolve_config, save_config)
+                  contexts, explicit_keys, fill_help_from_config, make_save_dir,
+                  parse_model_args, print_config, resolve_config, save_config)
 from .fit import fit, write_result
 from .kvstore import create_kvstore
 from .report import record_result, setup_logging
 
-__all__ = ['Trainer', 'Settled', 'export_trained']
+__all__ = ['Trainer', 'Settled', 'export_trained', 'exported_epoch', 'check_backbone_file',
+           'load_backbone']
 
 log = logging.getLogger('cmpese.train')
 
@@ -52,10 +58,54 @@ def _initializer():
     return mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2)
 
 
-def export_trained(net, cfg, save_dir, input_shape, ctx, state):
-    """``--export``: the trained ``net`` as symbol JSON + params in ``save_dir/export`` (a
-    float16 network cast back to float32 first), recorded in result.json; a full disk ends
-    in one line naming the directory."""
+def exported_epoch(state, source='best'):
+    """``(epoch, test error, which)`` that ``--export-from source`` exports: the best epoch
+    (lowest test error, best.params) or the last; ``which`` is 'best' or 'last' ('best' when
+    the last epoch is the best)."""
+    history = state.get('history') or []
+    last = history[-1] if history else None
+    best_epoch = state.get('best_epoch')
+    if source == 'best' and best_epoch is not None:
+        return best_epoch, state.get('best_error'), 'best'
+    if last is None:
+        return None, None, 'last'
+    return last['epoch'], last['test_error'], 'last'
+
+
+def _select_exported(net, cfg, save_dir, ctx, state):
+    """Load the parameters of the epoch ``--export-from`` names into ``net`` (best.params,
+    unless that is the last epoch, whose parameters are in memory); log and return
+    ``dict(source, epoch, test_error)``."""
+    source = cfg.get('export_from') or 'best'
+    epoch, error, which = exported_epoch(state, source)
+    history = state.get('history') or []
+    last = history[-1] if history else None
+    best = os.path.join(save_dir, 'best.params')
+    if which == 'best' and last is not None and epoch != last['epoch']:
+        if not os.path.isfile(best):
+            raise ConfigError('--export-from best: %s is missing, so the best epoch (%d) cannot '
+                              'be exported; pass --export-from last, or restore it' % (best,
+                                                                                     epoch))
+        net.load_parameters(best, ctx=ctx)
+    if epoch is None:
+        log.info('exporting the network as it is (no epoch was trained)')
+    else:
+        other = ''
+        if last is not None and epoch != last['epoch']:
+            other = '; the last epoch, %d: %.4f' % (last['epoch'], last['test_error'])
+        elif state.get('best_epoch') not in (None, epoch):
+            other = '; the best, epoch %d: %.4f' % (state['best_epoch'], state['best_error'])
+        log.info('exporting the %s epoch, %d of %d (test error %.4f%s; --export-from %s)',
+                 which, epoch, last['epoch'] if last else epoch, error, other, source)
+    return dict(source=source, epoch=epoch, test_error=error)
+
+
+def export_trained(net, cfg, save_dir, input_shape, ctx, state, data_config=None):
+    """``--export``: the network of the epoch ``--export-from`` names (default the best:
+    best.params) as symbol JSON + params in ``save_dir/export`` (a float16 network cast back
+    to float32 first), with its data config beside them (``<prefix>-data.json``), recorded
+    in result.json; a full disk ends in one line naming the directory."""
+    from ..data.config import export_config_path, save_data_config
     from ..tools.export import export_model
     prefix = os.path.join(save_dir, 'export', cfg['model'])
 
@@ -66,14 +116,50 @@ def export_trained(net, cfg, save_dir, input_shape, ctx, state):
             record = None
         return checkpoint_clause(save_dir, record['epoch'] if record else None, 'complete')
     with deferred_interrupts(), write_errors(save_dir, last_complete):
+        state['exported'] = _select_exported(net, cfg, save_dir, ctx, state)
         cast = cfg.get('dtype') == 'float16'
         if cast:
             net.cast('float32')
         sym, params = export_model(net, prefix, input_shape, ctx=ctx[0])
-        log.info('exported %s and %s%s', sym, params, ' (cast to float32)' if cast else '')
         state['export'] = [sym, params]
+        data_json = None
+        if data_config is not None:
+            data_json = save_data_config(export_config_path(prefix), data_config)
+            state['export_data_config'] = data_json
+        log.info('exported %s and %s%s%s', sym, params,
+                 ' and its data config %s' % data_json if data_json else '',
+                 ' (cast to float32)' if cast else '')
         write_result(save_dir, state)
     return sym, params
+
+
+def check_backbone_file(net, path):
+    """``--pretrained-backbone``: what can be checked before anything is written: the model
+    is one that :func:`cmpese.weights.load_pretrained` maps (an ImageNet ResNet) and ``path``
+    is a weights file it reads. Raises a one-line :class:`cmpese.errors.UserError`."""
+    from ..weights import WeightsError, detect_source, target_layout
+    try:
+        target_layout(net)
+    except WeightsError as err:
+        raise ConfigError('--pretrained-backbone %s: %s' % (path, err))
+    detect_source(path)          # a WeightsError naming the file
+
+
+def load_backbone(net, path, ctx, lead=True):
+    """``--pretrained-backbone``: the backbone weights of ``path`` into the initialized
+    ``net`` (the units and the classifier keep their initialization); the load's report is
+    logged (by the lead worker; the others log one line). A file that does not fit raises
+    :class:`cmpese.weights.WeightsError` (one line). Returns the report."""
+    from ..weights import load_pretrained
+    report = load_pretrained(net, path, backbone_only=True, ctx=ctx)
+    if lead:
+        log.info('--pretrained-backbone: the backbone from %s; the rest starts fresh', path)
+        for line in report.summary():
+            log.info('  %s', line)
+    else:
+        log.info('--pretrained-backbone: %d tensors loaded from %s, %d new', len(report.loaded),
+                 path, len(report.new))
+    return report
 
 
 class Trainer(object):
@@ -135,6 +221,12 @@ class Trainer(object):
         """The configuration handed to the fit loop (default ``cfg``)."""
         return cfg
 
+    def data_config(self, cfg, data):
+        """What the trained model expects of an image (:class:`cmpese.data.config.DataConfig`:
+        input size, mean and std, evaluation resize and crop, class names), written as
+        data_config.json in the run directory and beside the export; None for none."""
+        return None
+
     def finish(self, cfg, state, kv):
         """After training (and the export): ``--record-result`` on worker 0."""
         if cfg.get('record_result') and kv.rank == 0:
@@ -155,6 +247,8 @@ class Trainer(object):
         (``--print-config``, :meth:`other_mode`)."""
         argv = sys.argv[1:] if argv is None else list(argv)
         parser = self.build_parser()
+        if '-h' in argv or '--help' in argv:
+            self.fill_help(parser, argv)
         args = parser.parse_args(argv)
         explicit = explicit_keys(parser, argv)
         self.check_args(args, explicit)
@@ -176,6 +270,20 @@ class Trainer(object):
             return 0
         return Settled(cfg, ctx, model_args, workers)
 
+    def fill_help(self, parser, argv):
+        """``--help`` with ``--model`` (and ``--dataset``): the schedule options' help shows
+        the values the preset gives for them (:func:`cli.fill_help_from_config`). Options
+        that do not resolve leave the help as it is."""
+        rest = [a for a in argv if a not in ('-h', '--help')]
+        try:
+            args, _ = parser.parse_known_args(rest)
+            explicit = explicit_keys(parser, rest)
+            cfg = resolve_config(args, explicit)
+            self.configure(cfg, explicit)
+        except Exception:        # e.g. no --model: the generic help
+            return
+        fill_help_from_config(parser, cfg, explicit)
+
     def train(self, settled):
         """Train as :meth:`settle` resolved; returns the exit code (0)."""
         cfg, ctx, model_args = settled.cfg, settled.ctx, settled.model_args
@@ -191,6 +299,9 @@ class Trainer(object):
             from mxnet.contrib import amp
             amp.init(target_dtype='bfloat16')
         net = build_model(cfg['model'], cfg['classes'], model_args)   # a wrong name fails first
+        backbone = cfg.get('pretrained_backbone') if not cfg['resume'] else None
+        if backbone:
+            check_backbone_file(net, backbone)
         # missing or malformed data: the error names the file and the format, nothing written
         data = self.read_data(cfg)
         kv = create_kvstore(cfg['kvstore'], cfg['dist_timeout'])
@@ -199,22 +310,36 @@ class Trainer(object):
         # the run directory
         make_save_dir(save_dir)
         setup_logging(os.path.join(save_dir, 'train.log' if kv.rank == 0 else
-                                   'train-worker%d.log' % kv.rank))
+                                   'train-worker%d.log' % kv.rank),
+                      worker=(kv.rank, kv.num_workers))
+        data_config = self.data_config(cfg, data)
         if kv.rank == 0:
+            from ..data.config import DATA_CONFIG_FILE, save_data_config
             if not cfg['resume'] or cfg.get('resume_changes'):
                 try:
                     save_config(cfg, save_dir)
                 except OSError as err:
                     raise ConfigError('--save-dir %s: cannot write config.json (%s); free space '
                                       'or fix its permissions' % (save_dir, err.strerror or err))
+            if data_config is not None:
+                try:
+                    save_data_config(os.path.join(save_dir, DATA_CONFIG_FILE), data_config)
+                except OSError as err:
+                    raise ConfigError('--save-dir %s: cannot write %s (%s); free space or fix '
+                                      'its permissions' % (save_dir, DATA_CONFIG_FILE,
+                                                           err.strerror or err))
             print_config(cfg, sys.stderr)
         for change in cfg.get('resume_changes') or ():
             log.info('resumed with a change: %s', change)
         self.describe(cfg, data, train_data, val_data, kv, ctx)
+        if data_config is not None:
+            log.info('data config (%s): %s', 'data_config.json', data_config.describe())
 
         # train
         mx.random.seed(cfg['seed'])
         net.initialize(_initializer(), ctx=ctx)
+        if backbone:
+            load_backbone(net, backbone, ctx, lead=kv.rank == 0)
         if cfg.get('dtype') == 'float16':
             net.cast('float16')      # Gluon's BatchNorm keeps float32 parameters
         net.hybridize(static_alloc=True, static_shape=True)
@@ -222,6 +347,6 @@ class Trainer(object):
         state = fit(net, train_data, val_data, self.fit_config(cfg), ctx, save_dir, kvstore=kv,
                     resume=cfg['resume'], progress=cfg['progress'], input_shape=input_shape)
         if cfg['export'] and kv.rank == 0:
-            export_trained(net, cfg, save_dir, input_shape, ctx, state)
+            export_trained(net, cfg, save_dir, input_shape, ctx, state, data_config)
         self.finish(cfg, state, kv)
         return 0
