@@ -38,10 +38,11 @@ from ``src/io/iter_image_recordio_2.cc`` and dmlc-core's ``indexed_recordio_spli
 
 A missing ``.rec`` or ``.idx`` file raises :class:`RecordFileMissing` (a ``DatasetNotFound``)
 whose one-line message names the file, the flag and the im2rec commands that make it
-(docs/imagenet.md).
+(docs/imagenet.md). What the files hold is checked before the first iterator reads them
+(:mod:`cmpese.data.recordio_check`: a truncated or foreign ``.rec``, an empty or foreign
+``.idx``, labels beyond ``classes``), each problem one line naming the file.
 """
 import os
-import struct
 
 import numpy as np
 
@@ -57,7 +58,6 @@ __all__ = ['RecordLoader', 'SyntheticLoader', 'RecordFileMissing', 'IMAGENET_MEA
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
-_MAGIC = 0xced7230a     # dmlc RecordIO record header
 _MAX_SEED = 2 ** 30      # ImageRecordIter seeds are C ints; seed_aug + position must fit
 
 
@@ -83,12 +83,15 @@ def _missing(path, flag, what):
 
 
 def record_paths(rec, idx=None, flag='--rec-train', idx_flag=None, need_idx=True):
-    """Check that ``rec`` (and its index) exist; return ``(rec, idx or None)``.
+    """Check that ``rec`` (and its index) exist and hold what their format promises
+    (:func:`cmpese.data.recordio_check.check_record_set`: the first record, every index
+    entry against the ``.rec``, a truncated file); return ``(rec, idx or None)``.
 
     ``idx`` defaults to ``rec`` with ``.idx`` for ``.rec`` (what im2rec writes beside it).
     Without ``need_idx`` a missing default index is allowed (None is returned); an index
     given explicitly must exist.
     """
+    from .recordio_check import check_record_set
     idx_flag = idx_flag or flag + '-idx'
     if not rec or not os.path.isfile(rec):
         raise _missing(rec or '<none given>', flag, 'the RecordIO file')
@@ -99,7 +102,8 @@ def record_paths(rec, idx=None, flag='--rec-train', idx_flag=None, need_idx=True
         if explicit or need_idx:
             raise _missing(idx, idx_flag if explicit else '%s (index of %s)' % (idx_flag, rec),
                            'the index file (im2rec writes it beside the .rec)')
-        return rec, None
+        idx = None
+    check_record_set(rec, idx, flag=flag, idx_flag=idx_flag if explicit else False)
     return rec, idx
 
 
@@ -123,22 +127,10 @@ def read_index(idx):
 
 def count_records(rec):
     """Number of records in a RecordIO file, read from the record headers only (a seek per
-    record; no image is read)."""
-    count = 0
-    size = os.path.getsize(rec)
-    with open(rec, 'rb') as f:
-        pos = 0
-        while pos + 8 <= size:
-            f.seek(pos)
-            magic, lrec = struct.unpack('<II', f.read(8))
-            if magic != _MAGIC:
-                raise DatasetFormatError('%s: no RecordIO record header at byte %d; is it a '
-                                         'file made by im2rec?' % (rec, pos))
-            cflag, length = lrec >> 29, lrec & ((1 << 29) - 1)
-            if cflag in (0, 1):      # a whole record or the first part of a split one
-                count += 1
-            pos += 8 + ((length + 3) >> 2 << 2)
-    return count
+    record; no image is read). A damaged or truncated file is a
+    :class:`~cmpese.data.recordio_check.RecordFileError` naming it."""
+    from .recordio_check import check_record_set
+    return check_record_set(rec, None, flag=None).count
 
 
 def part_sizes(n, parts):
@@ -198,7 +190,8 @@ class RecordLoader(object):
                  threads=4, min_area=0.08, max_area=1.0, min_aspect=3.0 / 4.0,
                  max_aspect=4.0 / 3.0, flip=True, rotate=0, hsl_jitter=(0, 0, 0),
                  pca_noise=0.0, classes=None, resize=None, pinned=False, flag=None,
-                 label_smoothing=0.0, dtype='float32'):
+                 label_smoothing=0.0, dtype='float32', classes_flag='--classes'):
+        from .recordio_check import check_labels, check_record_set
         flag = flag or ('--rec-train' if train else '--rec-val')
         self.rec, self.idx = record_paths(rec, idx, flag=flag, need_idx=train)
         if batch_size < 1:
@@ -223,8 +216,12 @@ class RecordLoader(object):
         if self.label_smoothing and not classes:
             raise ValueError('label smoothing needs the class count (classes=)')
         self.dtype = str(dtype)
-        self.num_records = (len(read_index(self.idx)) if self.idx is not None
-                            else count_records(self.rec))
+        # what the files hold, checked before any iterator reads them (remembered from
+        # record_paths): the record count, and every label a class index below ``classes``
+        self.records = check_record_set(self.rec, self.idx, flag=flag)
+        self.num_records = self.records.count
+        if classes:
+            check_labels(self.records, int(classes), flag=flag, classes_flag=classes_flag)
         self.part_records = part_sizes(self.num_records, self.num_parts)
         if self.train:
             self.batches = min(self.part_records) // self.batch_size
