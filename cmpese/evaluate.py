@@ -16,10 +16,10 @@ exactly once (``images`` equals the file's record count). ``--dataset`` evaluate
 split of CIFAR-10/100, SVHN or digits, normalized with the training split's statistics as
 train_cifar.py does. images/s is the end-to-end rate (decode + forward), timed from the end
 of the first batch (which builds the graph) to the end. Parameters are the trainable ones
-(cmpese.tools.complexity) for ``--model``; an exported ``--symbol`` has lost which are
+(cmpese.analysis.complexity) for ``--model``; an exported ``--symbol`` has lost which are
 trainable, so its count is that of its arguments (all but the BN running statistics,
 e.g. 6 more for the frozen input BN of the CIFAR pre-act nets). FLOPs are multiply-adds
-(cmpese.tools.flops) of one image at ``--input-size``.
+(cmpese.analysis.flops) of one image at ``--input-size``.
 
 The command line (parser, ``main``) is :mod:`cmpese.cli.evaluate`; ``python -m
 cmpese.evaluate`` runs it. The scoring is the fit loop's evaluator
@@ -64,7 +64,6 @@ def evaluate_batches(net, batches, ctx, classes, top_k=5):
 
 def _load_net(args, classes, ctx, input_shape):
     """The network to evaluate and a description of it."""
-    import mxnet as mx
     from .errors import UserError
     if args.symbol:
         if not os.path.isfile(args.symbol):
@@ -90,13 +89,10 @@ def _load_net(args, classes, ctx, input_shape):
         net = get_model(args.model, classes=classes, **model_args)
     except (KeyError, ValueError, TypeError) as err:
         raise UserError('--model %s: %s' % (args.model, str(err).strip('"')))
-    try:
-        net.load_parameters(args.params, ctx=ctx)
-    except (AssertionError, mx.base.MXNetError, ValueError) as err:
-        first = str(err).strip().splitlines()[0][:300]
-        raise UserError('--params %s does not fit --model %s with --classes %d (%s). Pass '
-                        'the --model, --classes and --model-args the run was trained with.'
-                        % (args.params, args.model, classes, first))
+    from .weights.params import load_params_checked
+    load_params_checked(net, args.params, ctx, flag='--params', classes_option='--classes %d',
+                        hint='Pass the --model, --classes and --model-args the run was '
+                             'trained with.')
     net.hybridize(static_alloc=True, static_shape=True)
     return net, '%s (%s)' % (args.model, args.params)
 
@@ -147,9 +143,9 @@ def _exported(args, params, ctx, input_shape):
 def _complexity(net, args, input_shape):
     """(parameters, multiply-adds) of the network for one image. An exported model's
     parameters are those of its symbol's arguments (BN running statistics are auxiliary
-    states, not arguments), as :func:`cmpese.tools.flops.count_flops` counts them."""
-    from .tools.complexity import count_params
-    from .tools.flops import count_flops
+    states, not arguments), as :func:`cmpese.analysis.flops.count_flops` counts them."""
+    from .analysis.complexity import count_params
+    from .analysis.flops import count_flops
     if args.symbol:
         import mxnet as mx
         count = count_flops(mx.sym.load(args.symbol), input_shape=input_shape)

@@ -383,7 +383,7 @@ def model_complexity(name):
     """(parameters, multiply-adds) of zoo model ``name`` at its default classes and input
     size, counted on its symbol graph (cmpese.tools.flops)."""
     from ..model_zoo import get_model, get_model_info
-    from ..tools.flops import count_flops
+    from ..analysis.flops import count_flops
     size = get_model_info(name).input_size
     result = count_flops(get_model(name), (1, 3, size, size))
     return int(result.params), int(result.total)
@@ -476,7 +476,7 @@ def model_zoo_markdown(names=None, complexity=None):
     """docs/model_zoo.md: every zoo name, the paper rows it appears in, parameters and FLOPs
     measured by the package beside the printed ones, and the default presets."""
     from ..model_zoo import FAMILIES, get_model_info, get_model_list
-    from ..tools.flops import format_flops
+    from ..analysis.flops import format_flops
     complexity = complexity or model_complexity
     names = get_model_list() if names is None else names
     out = [GENERATED, '', '# Model zoo', '',

@@ -326,8 +326,8 @@ class Study(object):
         import mxnet as mx
         from ..data.datasets import DATASETS
         from ..model_zoo import get_model
-        from ..tools.complexity import count_params
-        from ..tools.flops import count_flops
+        from ..analysis.complexity import count_params
+        from ..analysis.flops import count_flops
         size = DATASETS[self.dataset].get('size', 32)
         classes = DATASETS[self.dataset]['classes']
         out = {}
