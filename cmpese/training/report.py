@@ -40,27 +40,12 @@ def write_metrics_csv(path, history):
 
 
 def plot_curves(path, history, title=''):
-    """Two panels, loss and top-1 error against epoch, train (dashed) and test (solid)."""
+    """Two panels, loss and top-1 error against epoch, test (solid) and train (dashed):
+    :func:`cmpese.analysis.plots.plot_training_curves`, the one curve plotter, on this run."""
     if not history:
         return
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    from matplotlib.figure import Figure
-    epochs = [r['epoch'] for r in history]
-    fig = Figure(figsize=(9, 3.6))
-    for ax, key, name in ((fig.add_subplot(1, 2, 1), 'loss', 'loss'),
-                          (fig.add_subplot(1, 2, 2), 'error', 'top-1 error (%)')):
-        scale = 100.0 if key == 'error' else 1.0
-        ax.plot(epochs, [r['train_' + key] * scale for r in history], '--', label='train')
-        ax.plot(epochs, [r['test_' + key] * scale for r in history], '-', label='test')
-        ax.set_xlabel('epoch')
-        ax.set_ylabel(name)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format='png', dpi=90))
+    from ..analysis.plots import plot_training_curves
+    plot_training_curves([(None, history)], path, title)
 
 
 class _QuietFileHandler(logging.FileHandler):
@@ -119,10 +104,10 @@ def setup_logging(log_file=None, level='INFO', worker=None):
 
 def record_result(save_dir, log):
     """``--record-result``: enter a finished run into the reproduction table
-    (:func:`cmpese.tools.reproduce.record_result`), one log line per row it matches; a run
+    (:func:`cmpese.papers.reproduce.record_result`), one log line per row it matches; a run
     that matches no row is a warning, not an error (the run itself succeeded)."""
     from ..errors import UserError
-    from ..tools.reproduce import record_result as record
+    from ..papers.reproduce import record_result as record
     try:
         for e in record(save_dir):
             log.info('recorded %s "%s" %s: top-1 error %.4f%s', e['table'], e['row'], e['run'],
