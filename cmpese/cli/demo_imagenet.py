@@ -1,0 +1,65 @@
+"""Build a small ImageNet-format RecordIO demo set (3 classes) from the photographs inside
+scikit-learn and matplotlib; no download.
+
+    python -m cmpese.data.demo_imagenet --out DIR [--train-per-class 100] [--val-per-class 30]
+
+Writes ``DIR/train.rec``, ``train.idx``, ``val.rec``, ``val.idx``, the ``.lst`` files and
+``synset.txt``, packed by MXNet's im2rec; an existing set in ``DIR`` is refused. How the set is
+cut: :mod:`cmpese.data.demo_imagenet`.
+"""
+import sys
+
+from ..errors import ArgumentParser, UserError
+
+__all__ = ['build_parser', 'main', 'console', 'PROG']
+
+PROG = 'python -m cmpese.data.demo_imagenet'
+
+
+def build_parser(prog=PROG):
+    parser = ArgumentParser(prog=prog, description=' '.join(__doc__.split('\n\n')[0].split()))
+    parser.add_argument('--out', required=True, help='directory to write (created)')
+    parser.add_argument('--train-per-class', type=int, default=100)
+    parser.add_argument('--val-per-class', type=int, default=30)
+    parser.add_argument('--size', type=int, default=128,
+                        help='short side of the stored crops, pixels (128)')
+    parser.add_argument('--seed', type=int, default=0)
+    return parser
+
+
+def main(argv=None, prog=PROG):
+    import os
+    from ..data.demo_imagenet import CLASSES, build_demo
+    args = build_parser(prog).parse_args(argv)
+    if args.size < 16:
+        raise UserError('--size must be at least 16 pixels, got %d' % args.size)
+    for name in ('train.rec', 'val.rec'):
+        if os.path.exists(os.path.join(args.out, name)):
+            raise UserError('--out %s already holds %s; choose an empty directory (nothing '
+                            'was changed)' % (args.out, name))
+    try:
+        paths = build_demo(args.out, args.train_per_class, args.val_per_class, args.size,
+                           args.seed)
+    except ValueError as err:
+        raise UserError(str(err))
+    print('demo set in %s: %d classes (%s), %d train / %d val images (short side %d)' % (
+        args.out, paths['classes'], ', '.join(CLASSES), paths['train']['images'],
+        paths['val']['images'], args.size))
+    print('  %s %s\n  %s %s\n  %s' % (paths['train']['rec'], paths['train']['idx'],
+                                      paths['val']['rec'], paths['val']['idx'],
+                                      paths['synset']))
+    print('train: python train_imagenet.py --model se_resnet50 --rec-train %s --rec-val %s '
+          '--input-size 64 --batch-size 16 --epochs 10 --lr 0.05 --lr-steps 7 --export'
+          % (paths['train']['rec'], paths['val']['rec']))
+    return 0
+
+
+def console(prog='cmpese-demo-imagenet'):
+    """The ``cmpese-demo-imagenet`` console script (no thread default: im2rec runs with its
+    own threads)."""
+    from . import console as run_console
+    return run_console(main, prog, threads=False)
+
+
+if __name__ == '__main__':
+    sys.exit(console('python -m cmpese.cli.demo_imagenet'))
