@@ -223,14 +223,15 @@ def test_measure_io_and_synthetic_loader(pattern_rec):
 # ---------------------------------------------------------------- demo set
 
 def test_demo_set_from_installed_photographs(tmp_path):
+    from cmpese.cli.demo_imagenet import main as demo_main
     from cmpese.data import demo_imagenet
     from cmpese.errors import run
     for width in (640, 512):
         r = demo_imagenet.regions(width)
         assert r['train'][0] == 0 and r['train'][1] < r['val'][0] and r['val'][1] == width
     out = tmp_path / 'demo'
-    code = run(demo_imagenet.main, ['--out', str(out), '--train-per-class', '4',
-                                    '--val-per-class', '2', '--size', '24'])
+    code = run(demo_main, ['--out', str(out), '--train-per-class', '4',
+                           '--val-per-class', '2', '--size', '24'])
     assert code == 0
     for name in ('train.rec', 'train.idx', 'train.lst', 'val.rec', 'val.idx', 'synset.txt'):
         assert (out / name).exists(), name
@@ -244,7 +245,7 @@ def test_demo_set_from_installed_photographs(tmp_path):
         assert d.shape == (6, 3, 16, 16)
     assert sorted(labels) == [0, 0, 1, 1, 2, 2]
     # a second build into the same directory refuses and changes nothing
-    assert run(demo_imagenet.main, ['--out', str(out)]) == 2
+    assert run(demo_main, ['--out', str(out)]) == 2
 
 
 # ---------------------------------------------------------------- presets

@@ -1,5 +1,6 @@
 """A small ImageNet-format demo set made from the photographs that ship inside installed
-packages (no download): ``python -m cmpese.data.demo_imagenet --out DIR``.
+packages (no download): ``python -m cmpese.data.demo_imagenet --out DIR`` (the command line
+is :mod:`cmpese.cli.demo_imagenet`).
 
 Classes (one per photograph, labels in this order): ``china`` and ``flower`` (scikit-learn's
 ``load_sample_images()``, 640 x 427) and ``grace_hopper`` (matplotlib's
@@ -21,7 +22,6 @@ packs them, exactly as docs/imagenet.md packs a real image folder::
 parts of the scenes than the training crops, so the set measures a little generalization;
 it is a demonstration of the pipeline, not a benchmark, and no accuracy is promised.
 """
-import argparse
 import os
 import sys
 
@@ -29,7 +29,7 @@ import numpy as np
 
 from .imagenet import count_records
 
-__all__ = ['photographs', 'regions', 'random_windows', 'build_demo', 'CLASSES', 'main']
+__all__ = ['photographs', 'regions', 'random_windows', 'build_demo', 'CLASSES']
 
 CLASSES = ('china', 'flower', 'grace_hopper')
 TRAIN_FRACTION, GAP_FRACTION = 0.60, 0.05
@@ -154,42 +154,6 @@ def _labels_of_list(lst, root):
     return out
 
 
-def main(argv=None):
-    from ..errors import UserError
-    parser = argparse.ArgumentParser(
-        prog='python -m cmpese.data.demo_imagenet',
-        description='Build a small ImageNet-format RecordIO demo set (3 classes) from the '
-                    'photographs inside scikit-learn and matplotlib; no download.')
-    parser.add_argument('--out', required=True, help='directory to write (created)')
-    parser.add_argument('--train-per-class', type=int, default=100)
-    parser.add_argument('--val-per-class', type=int, default=30)
-    parser.add_argument('--size', type=int, default=128,
-                        help='short side of the stored crops, pixels (128)')
-    parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.size < 16:
-        raise UserError('--size must be at least 16 pixels, got %d' % args.size)
-    for name in ('train.rec', 'val.rec'):
-        if os.path.exists(os.path.join(args.out, name)):
-            raise UserError('--out %s already holds %s; choose an empty directory (nothing '
-                            'was changed)' % (args.out, name))
-    try:
-        paths = build_demo(args.out, args.train_per_class, args.val_per_class, args.size,
-                           args.seed)
-    except ValueError as err:
-        raise UserError(str(err))
-    print('demo set in %s: %d classes (%s), %d train / %d val images (short side %d)' % (
-        args.out, paths['classes'], ', '.join(CLASSES), paths['train']['images'],
-        paths['val']['images'], args.size))
-    print('  %s %s\n  %s %s\n  %s' % (paths['train']['rec'], paths['train']['idx'],
-                                      paths['val']['rec'], paths['val']['idx'],
-                                      paths['synset']))
-    print('train: python train_imagenet.py --model se_resnet50 --rec-train %s --rec-val %s '
-          '--input-size 64 --batch-size 16 --epochs 10 --lr 0.05 --lr-steps 7 --export'
-          % (paths['train']['rec'], paths['val']['rec']))
-    return 0
-
-
-if __name__ == '__main__':
-    from ..errors import run
-    sys.exit(run(main, prog='python -m cmpese.data.demo_imagenet'))
+if __name__ == '__main__':      # the command line: cmpese.cli.demo_imagenet
+    from cmpese.cli.demo_imagenet import console
+    sys.exit(console('python -m cmpese.data.demo_imagenet'))
