@@ -10,11 +10,20 @@ and exit 2 for bad input, ``--debug`` for the traceback, 130 / 143 on SIGINT / S
     evaluate          python -m cmpese.evaluate                 cmpese-evaluate
     launch            python -m cmpese.training.launch          cmpese-launch
     study             python -m cmpese.study                    cmpese-study
+    convert           python -m cmpese.tools.convert            cmpese-convert
+    export            python -m cmpese.tools.export             cmpese-export
+    deploy            python -m cmpese.tools.deploy             cmpese-deploy
+    flops             python -m cmpese.tools.flops              cmpese-flops
+    complexity        python -m cmpese.tools.complexity         cmpese-complexity
+    visualize         python -m cmpese.visualize                cmpese-visualize
+    reproduce         python -m cmpese.reproduce                cmpese-reproduce
+    demo_imagenet     python -m cmpese.data.demo_imagenet       cmpese-demo-imagenet
 
 Every command also runs as ``python -m cmpese.cli.<module>``. The old paths stay: the root
-``train_cifar.py`` and ``train_imagenet.py`` are shims over these modules, and
-``python -m cmpese.evaluate`` / ``cmpese.training.launch`` forward here. A new command is a
-new module here with the same three functions, plus its line in setup.py.
+``train_cifar.py`` and ``train_imagenet.py`` are shims over these modules, and the
+``python -m`` paths of the second column forward here (``cmpese/tools/*.py``,
+``cmpese/evaluate.py``, ...). A new command is a new module here with the same three
+functions, plus its line in setup.py.
 
 OpenMP threads. Without ``OMP_NUM_THREADS``, MXNet 1.9.1 starts half as many OpenMP threads
 as there are CPUs (one on a 2-core machine: training is 1.5x slower), and the variable is
