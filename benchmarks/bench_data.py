@@ -14,8 +14,9 @@ on a CIFAR-10 set written in the official binary format:
 Each run trains ``--epochs`` epochs; the rate of the last epoch is used (the first pays for
 graph building and memory allocation). Rates are the fit loop's own ``images_per_sec``
 (training loop only: forward, backward, the NaN checks and the update; evaluation and
-checkpoints excluded). Runs are interleaved: ``for round: for model: full, model`` in a
-seeded random order, and the median over rounds is reported with the ratio full/model.
+checkpoints excluded). Runs are interleaved: every round runs each (model, full / model)
+once, in a seeded random order (benchmarks/harness.py), and the median over rounds is
+reported with the ratio full/model.
 Goal: full >= 90% of model.
 
     python benchmarks/bench_data.py                        # ~12 min on 2 cores (plain, SE, CMPE 1x1)
@@ -26,12 +27,12 @@ import argparse
 import csv
 import json
 import os
-import platform
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
+
+import harness
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, 'train_cifar.py')
@@ -119,30 +120,28 @@ def main():
     parser.add_argument('--json', help='write the results here')
     args = parser.parse_args()
     models = [m for m in args.models.split(',') if m]
-    random.seed(args.seed)
-    rates = {(m, k): [] for m in models for k in ('full', 'model')}
+    random.seed(args.seed)          # the run directories' names
+    keys = [(m, k) for m in models for k in ('full', 'model')]
     with tempfile.TemporaryDirectory(prefix='cmpese-bench-data-') as tmp:
         data_dir = os.path.join(tmp, 'data')
         write_cifar10(data_dir, args.images, 32)
-        print('%s, %s, OMP_NUM_THREADS %s; %d training images, batch %d, %d epochs (last '
-              'measured), %d round(s)' % (platform.processor() or platform.machine(),
-                                         '%d cores' % os.cpu_count(),
-                                         os.environ.get('OMP_NUM_THREADS',
-                                                        'unset (train_cifar.py: all CPUs)'),
-                                         args.images, args.batch_size, args.epochs,
-                                         args.rounds), flush=True)
-        for r in range(args.rounds):
-            order = [(m, k) for m in models for k in ('full', 'model')]
-            random.shuffle(order)
-            for m, k in order:
-                rate = run(k, m, data_dir, tmp, args)
-                rates[(m, k)].append(rate)
-                print('round %d  %-28s %-5s %7.2f img/s' % (r + 1, m, k, rate), flush=True)
+        print('%s\n%d training images, batch %d, %d epochs (last measured), %d round(s)%s'
+              % (harness.environment_line(), args.images, args.batch_size, args.epochs,
+                 args.rounds, '' if 'OMP_NUM_THREADS' in os.environ else
+                 '; OMP_NUM_THREADS unset: train_cifar.py uses every CPU'), flush=True)
+
+        def measure(key):
+            m, k = key
+            rate = run(k, m, data_dir, tmp, args)
+            print('  %-28s %-5s %7.2f img/s' % (m, k, rate), flush=True)
+            return rate
+        rates = harness.interleaved_rounds(measure, keys, args.rounds, warmup=0,
+                                           seed=args.seed, label='data', stream=sys.stdout)
     print('\n%-28s %12s %12s %8s' % ('model', 'full img/s', 'model img/s', 'full/model'))
     result = []
     for m in models:
-        full = statistics.median(rates[(m, 'full')])
-        alone = statistics.median(rates[(m, 'model')])
+        full = harness.median(rates[(m, 'full')])
+        alone = harness.median(rates[(m, 'model')])
         result.append(dict(model=m, full=full, model_alone=alone, ratio=full / alone,
                            rounds_full=rates[(m, 'full')], rounds_model=rates[(m, 'model')]))
         print('%-28s %12.2f %12.2f %7.1f%%%s' % (m, full, alone, 100 * full / alone,

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """int8 post-training quantization: accuracy on the digits test set and speed, float32 vs int8,
-in both predictor runtimes (cmpese.tools.deploy).
+in both predictor runtimes (cmpese.deploy.Predictor).
 
 For each model: train it on digits with train_cifar.py (the main job's settings; or take
 ``--run DIR`` of an earlier run), export it folded, then measure on the 359 test images
@@ -15,12 +15,12 @@ For each model: train it on digits with train_cifar.py (the main job's settings;
 """
 import argparse
 import os
-import random
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+import harness
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -64,16 +64,14 @@ def trained_params(save_dir):
 
 def main(argv=None):
     args = parse_args(argv)
-    for kv in args.env:
-        key, value = kv.split('=', 1)
-        os.environ[key] = value
+    harness.apply_env(args.env)
     import warnings
     warnings.filterwarnings('ignore')
     import numpy as np
     import cmpese
     from cmpese.data.datasets import load_train_test
-    from cmpese.tools.deploy import Predictor
-    from cmpese.tools.export import export_model, export_onnx
+    from cmpese.deploy import Predictor
+    from cmpese.weights.params import load_params_checked
 
     (train_x, _), (test_x, test_y), info = load_train_test('digits')
 
@@ -92,11 +90,9 @@ def main(argv=None):
             t0 = time.time()
             train(model, save_dir, args.epochs)
             print('trained %s on digits in %.0f s' % (model, time.time() - t0), file=sys.stderr)
-        net = cmpese.get_model(model, classes=10)
-        net.load_parameters(trained_params(save_dir))
+        net = load_params_checked(cmpese.get_model(model, classes=10), trained_params(save_dir))
         prefix = os.path.join(save_dir, 'export', model)
-        sym, params = export_model(net, prefix, (1, 3, 32, 32), fold=True)
-        export_onnx(sym, params, prefix + '.onnx')
+        harness.export_pair(net, prefix, (1, 3, 32, 32), fold=True)
         for rt in runtimes:
             fp32 = Predictor(prefix, rt)
             int8 = fp32.quantize(calibration, out=prefix + ('-int8.onnx' if rt == 'onnxruntime'
@@ -106,27 +102,21 @@ def main(argv=None):
                 for b in (1, 32):
                     xb = test[:b]
                     pred(xb)
-                    entries[(model, rt, precision, b)] = (pred, xb, [])
-    rng = random.Random(0)
-    for r in range(args.rounds + 1):
-        order = list(entries)
-        rng.shuffle(order)
-        for key in order:
-            pred, xb, times = entries[key]
-            reps = max(1, 32 // len(xb))
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                pred(xb)
-            if r:
-                times.append((time.perf_counter() - t0) / reps)
+                    entries[(model, rt, precision, b)] = (pred, xb)
+
+    def measure(key):
+        pred, xb = entries[key]
+        return harness.time_call(lambda: pred(xb), reps=max(1, 32 // len(xb)))
+    times = harness.interleaved_rounds(measure, list(entries), args.rounds, warmup=1, seed=0,
+                                       label='int8')
+    print(harness.environment_line())
     print('digits test set (%d images); int8 calibrated on %d training images; median of %d '
-          'rounds; load average %.1f' % (len(test), len(calibration), args.rounds,
-                                         os.getloadavg()[0]))
+          'rounds' % (len(test), len(calibration), args.rounds))
     print('%-28s %-12s %9s %9s  %s' % ('model', 'runtime', 'fp32 acc', 'int8 acc',
                                         'time per batch, float32 / int8 (speed-up)'))
     for model in args.models.split(','):
         for rt in runtimes:
-            t = {(p, b): 1e3 * statistics.median(entries[(model, rt, p, b)][2])
+            t = {(p, b): 1e3 * harness.median(times[(model, rt, p, b)])
                  for p in ('float32', 'int8') for b in (1, 32)}
             print('%-28s %-12s %8.2f%% %8.2f%%  b1 %6.2f / %6.2f ms (%.2fx)  b32 %7.1f / %7.1f '
                   'ms (%.2fx)' % (model, rt, 100 * accuracy[(model, rt, 'float32')],

@@ -5,7 +5,8 @@ For each unit shape (N, C, H, W) a hybridized stack of ``--blocks`` blocks
 ``x = unit(conv1x1(relu(BN(x)))) + x``, the unit an SE unit (squeeze -> FC(C/16) -> ReLU ->
 FC(C) -> sigmoid -> rescale) built with one (squeeze, rescale) pair of ``ops.IMPLS``, plus
 the same stack without a unit. Training: forward + backward of ``sum(out)``; inference: a
-forward in predict mode. Printed: extra ms per unit over the unit-less stack (best round:
+forward in predict mode. The stacks are timed in interleaved seeded rounds
+(benchmarks/harness.py). Printed: extra ms per unit over the unit-less stack (best round:
 a shared 2-core machine only ever adds time). For each inner-imaged map (N, 1, rows, cols)
 and eps, a G-filter stage ``average(BN(conv3x3(v)))`` with each channel-mean implementation.
 
@@ -21,6 +22,8 @@ import itertools
 import os
 import sys
 import time
+
+import harness
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -130,29 +133,21 @@ def build(net, x, mode, choice):
 CLOCK = [time.perf_counter]     # --clock cpu: time.process_time
 
 
-def time_rounds(nets, x, mode, steps, rounds):
-    """{label: best seconds per step} over interleaved rounds (the first discarded)."""
+def time_rounds(nets, x, mode, steps, rounds, label=''):
+    """{label: best seconds per step} over interleaved seeded rounds (one more, discarded, as
+    warm-up)."""
     import mxnet as mx
-    best = {}
-    clock = CLOCK[0]
-    for r in range(rounds + 1):
-        for label, net in nets.items():
-            mx.nd.waitall()
-            t0 = clock()
-            for _ in range(steps):
-                step(net, x, mode)
-            mx.nd.waitall()
-            dt = (clock() - t0) / steps
-            if r:
-                best[label] = min(best.get(label, dt), dt)
-    return best
+
+    def measure(key):
+        return harness.time_call(lambda: step(nets[key], x, mode), reps=steps, clock=CLOCK[0],
+                                 sync=mx.nd.waitall)
+    samples = harness.interleaved_rounds(measure, list(nets), rounds, warmup=1, label=label)
+    return {key: min(values) for key, values in samples.items()}
 
 
 def main(argv=None):
     args = parse_args(argv)
-    for kv in args.env:
-        key, value = kv.split('=', 1)
-        os.environ[key] = value
+    harness.apply_env(args.env)
     import mxnet as mx
     import numpy as np
     from cmpese.units import ops
@@ -161,9 +156,8 @@ def main(argv=None):
         CLOCK[0] = time.process_time
     modes = set(args.modes.split(','))
     pairs = list(itertools.product(sorted(ops.IMPLS['squeeze']), sorted(ops.IMPLS['scale'])))
-    print('mxnet %s, %d CPUs, env %s; best of %d rounds x %d steps (%s time); profiles %s'
-          % (mx.__version__, os.cpu_count(), ' '.join(args.env) or '-', args.rounds, args.steps,
-             args.clock, ops.PROFILES))
+    print('%s\nbest of %d rounds x %d steps (%s time); profiles %s'
+          % (harness.environment_line(), args.rounds, args.steps, args.clock, ops.PROFILES))
     print('extra ms per unit over the unit-less stack of %d blocks (squeeze / rescale)'
           % args.blocks)
     header = ['%s/%s' % p for p in pairs]
@@ -183,7 +177,7 @@ def main(argv=None):
         for sq, sc in pairs:
             nets[(sq, sc)] = build(make_stack(shape[1], blocks, True), x, mode,
                                    {'squeeze': sq, 'scale': sc})
-        best = time_rounds(nets, x, mode, args.steps, args.rounds)
+        best = time_rounds(nets, x, mode, args.steps, args.rounds, label=text)
         base = best.pop('none')
         print('%-22s %8.2fms  %s%s' % (text, 1e3 * base, ' '.join(
             '%16.2f' % (1e3 * (best[p] - base) / blocks) for p in pairs),
@@ -197,7 +191,7 @@ def main(argv=None):
         n, rows, cols, eps = dims(spec)
         x = mx.nd.random.normal(shape=(n, 1, rows, cols))
         nets = {m: build(make_gstage(eps), x, mode, {'mean': m}) for m in means}
-        best = time_rounds(nets, x, mode, args.steps, args.rounds)
+        best = time_rounds(nets, x, mode, args.steps, args.rounds, label=text)
         print('G-filter stage %s (batch %d, %dx%d map, eps %d): %s' % (
             mode, n, rows, cols, eps, ', '.join('mean=%s %.2f ms' % (m, 1e3 * best[m])
                                                for m in means)), flush=True)

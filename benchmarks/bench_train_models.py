@@ -21,14 +21,15 @@ implied; one process, so no dist kvstore.
 """
 import logging
 import os
-import random
 import sys
-import time
 
 if 'OMP_NUM_THREADS' not in os.environ:    # as train_imagenet.py: before mxnet is imported
     _cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else None
     os.environ['OMP_NUM_THREADS'] = str(_cpus or os.cpu_count() or 1)
 
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:   # also when loaded by path
+    sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402  (benchmarks/harness.py: rounds, medians, environment)
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -72,25 +73,21 @@ def compare_models(names, cfg, ctx, model_args, stream=None):
 
     for _, net, trainer in models:
         step(net, trainer)
-    times = {name: [] for name in names}
-    for r in range(cfg['benchmark_rounds'] + 1):
-        order = list(range(len(models)))
-        random.Random(cfg['seed'] * 1000 + r).shuffle(order)
-        for i in order:
-            name, net, trainer = models[i]
-            tic = time.time()
-            for _ in range(cfg['benchmark_batches']):
-                step(net, trainer)
-            if r > 0:
-                times[name].append((time.time() - tic) / cfg['benchmark_batches'])
-    base = float(np.median(times[names[0]]))
+    by_name = {name: (net, trainer) for name, net, trainer in models}
+
+    def measure(name):
+        net, trainer = by_name[name]
+        return harness.time_call(lambda: step(net, trainer), reps=cfg['benchmark_batches'])
+    times = harness.interleaved_rounds(measure, names, cfg['benchmark_rounds'], warmup=1,
+                                       seed=cfg['seed'], label='train')
+    base = harness.median(times[names[0]])
     stream.write('benchmark, training steps interleaved: %d rounds x %d steps a model after a '
-                 'warm-up round; batch %d, %dx%d, %s, %s, OMP_NUM_THREADS=%s\n' % (
+                 'warm-up round; batch %d, %dx%d, %s, %s; %s\n' % (
                      cfg['benchmark_rounds'], cfg['benchmark_batches'], batch, size, size,
-                     cfg['dtype'], ctx, os.environ.get('OMP_NUM_THREADS', '?')))
+                     cfg['dtype'], ctx, harness.environment_line()))
     width = max(len(n) for n in names)
     for name in names:
-        med = float(np.median(times[name]))
+        med = harness.median(times[name])
         stream.write('  %-*s  median %.4f s a step (min %.4f), %.1f images/s, %.3fx %s\n' % (
             width, name, med, min(times[name]), batch / med, med / base, names[0]))
     stream.flush()

@@ -19,11 +19,11 @@ What is timed, per model:
   closed by ``mx.nd.waitall()``;
 * ``gluon``: a predict-mode forward of the same hybridized network in the training process
   (what ``net(x)`` costs a user who does not deploy);
-* ``mxnet`` and ``onnxruntime``: the exported model (:func:`cmpese.tools.export.export_model`,
+* ``mxnet`` and ``onnxruntime``: the exported model (:func:`cmpese.deploy.export.export_model`,
   the units' reference operators, folded as ``--fold`` does unless ``--no-fold``) in
-  :class:`cmpese.tools.deploy.Predictor` on each runtime
+  :class:`cmpese.deploy.Predictor` on each runtime
   (oneDNN subgraph backend; onnxruntime with every graph optimization and the units'
-  rescale kept in its blocked layout, :mod:`cmpese.tools.ort_layout`). The predictor's best
+  rescale kept in its blocked layout, :mod:`cmpese.deploy.ort_layout`). The predictor's best
   runtime is the faster of the two per suite, as measured here;
 * ``ort-ordinary``: the same onnxruntime session without the layout pass
   (``Predictor(layout=False)``), to show what it gives.
@@ -53,19 +53,18 @@ import argparse
 import gc
 import json
 import os
-import platform
-import random
-import statistics
 import sys
 import tempfile
 import time
+
+import harness
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:  # run from a checkout without installing: find cmpese/
     sys.path.insert(1, _ROOT)
 
 RUNTIMES = ('mxnet', 'onnxruntime', 'ort-ordinary')
-# 'ort-ordinary': onnxruntime without cmpese.tools.ort_layout (Predictor(layout=False)), a
+# 'ort-ordinary': onnxruntime without cmpese.deploy.ort_layout (Predictor(layout=False)), a
 # column to show what the layout pass gives; the predictor's best runtime is one of the first two
 PREDICTOR_RUNTIMES = ('mxnet', 'onnxruntime')
 CIFAR_UNITS = (('', 'plain'), ('se_', 'se'), ('cmpe_se_', 'cmpe'), ('ini_', 'ini'))
@@ -155,7 +154,8 @@ def parse_args(argv=None):
 # --------------------------------------------------------------------------- timed entries
 class Entry(object):
     """One timed thing: ``call()`` runs it once (``reps`` times per timing); ``group`` is
-    the set of rounds it was timed in (ratios are within a group)."""
+    the set of rounds it was timed in (ratios are within a group); ``times``: seconds a call,
+    one per timed round."""
 
     def __init__(self, model, kind, batch, call, reps=1, group=0):
         self.model, self.kind, self.batch, self.call, self.reps = model, kind, batch, call, reps
@@ -164,32 +164,17 @@ class Entry(object):
 
     clock = time.perf_counter          # --clock cpu: time.process_time
 
-    def time(self):
-        import mxnet as mx
-        mx.nd.waitall()
-        t0 = Entry.clock()
-        for _ in range(self.reps):
-            self.call()
-        mx.nd.waitall()
-        self.times.append((Entry.clock() - t0) / self.reps)
-
 
 def run_rounds(entries, rounds, warmup, seed, label):
-    rng = random.Random('%s-%s' % (seed, label))
+    """Time ``entries`` in interleaved seeded rounds (benchmarks/harness.py); returns the load
+    average after every round."""
+    import mxnet as mx
     loads = []
-    for r in range(-warmup, rounds):
-        order = list(entries)
-        rng.shuffle(order)
-        t0 = time.perf_counter()
-        for e in order:
-            e.time()
-        if r < 0:
-            for e in entries:
-                del e.times[:]
-        loads.append(os.getloadavg()[0])
-        print('  %s round %d/%d%s: %.0f s, load average %.1f' % (
-            label, r + warmup + 1, rounds + warmup, ' (warm-up)' if r < 0 else '',
-            time.perf_counter() - t0, loads[-1]), file=sys.stderr, flush=True)
+    samples = harness.interleaved_rounds(
+        lambda e: harness.time_call(e.call, e.reps, clock=Entry.clock, sync=mx.nd.waitall),
+        entries, rounds, warmup=warmup, seed=seed, label=label, stream=sys.stderr, loads=loads)
+    for e in entries:
+        e.times = samples[e]
     return loads
 
 
@@ -247,8 +232,7 @@ def train_entries(suite, spec, args, data, label, models, group):
 def infer_entries(suite, spec, args, data, workdir):
     """Gluon (in process) and predictor entries for every model and inference batch."""
     import mxnet as mx
-    from cmpese.tools.deploy import Predictor
-    from cmpese.tools.export import export_model, export_onnx
+    from cmpese.deploy import Predictor
     entries, keep = [], []
     size = spec['size']
     for name, source, role in spec['models']:
@@ -258,13 +242,12 @@ def infer_entries(suite, spec, args, data, workdir):
             for b in spec['infer_batches']:
                 net(data[:b]).wait_to_read()
         prefix = os.path.join(workdir, name)
-        sym, params = export_model(net, prefix, (1, 3, size, size), fold=not args.no_fold)
+        harness.export_pair(net, prefix, (1, 3, size, size), fold=not args.no_fold,
+                            onnx=bool({'onnxruntime', 'ort-ordinary'} & set(args.runtimes)))
         with _ops(args):           # export re-hybridizes: trace the timed graph again
             net.hybridize(static_alloc=True, static_shape=True)
             for b in spec['infer_batches']:
                 net(data[:b]).wait_to_read()
-        if {'onnxruntime', 'ort-ordinary'} & set(args.runtimes):
-            export_onnx(sym, params, prefix + '.onnx', (1, 3, size, size))
         threads = int(os.environ['OMP_NUM_THREADS']) if os.environ.get(
             'OMP_NUM_THREADS', '').isdigit() else None   # onnxruntime: as many as MXNet
         predictors = {rt: Predictor(prefix, 'onnxruntime' if rt == 'ort-ordinary' else rt,
@@ -324,7 +307,7 @@ def floor_entries(spec, data, args):
 
 # --------------------------------------------------------------------------- report
 def med(entry):
-    return statistics.median(entry.times) if entry.times else float('nan')
+    return harness.median(entry.times)
 
 
 def baseline_of(spec, model):
@@ -427,31 +410,9 @@ def verdicts(suite, spec, table, best):
     return out
 
 
-def environment(user_env):
-    import mxnet as mx
-    try:
-        import onnxruntime
-        ort = onnxruntime.__version__
-    except ImportError:
-        ort = None
-    cpu = '?'
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f
-                       if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return {'python': platform.python_version(), 'mxnet': mx.__version__,
-            'onnxruntime': ort, 'cpus': os.cpu_count(), 'cpu': cpu, 'env': user_env}
-
-
 def main(argv=None):
     args = parse_args(argv)
-    for kv in args.env:
-        key, value = kv.split('=', 1)
-        os.environ[key] = value
-    user_env = {k: v for k, v in sorted(os.environ.items())
-                if k.startswith(('MXNET_', 'OMP_', 'KMP_', 'CMPESE_'))}
+    harness.apply_env(args.env)
     import warnings
     warnings.filterwarnings('ignore')
     import mxnet as mx
@@ -461,11 +422,10 @@ def main(argv=None):
 
     if args.clock == 'cpu':
         Entry.clock = time.process_time
-    env = environment(user_env)
-    print('mxnet %s, onnxruntime %s, %s x%d, env %s; unit ops (Gluon timings) %s'
-          % (env['mxnet'], env['onnxruntime'], env['cpu'], env['cpus'],
-             ' '.join('%s=%s' % kv for kv in user_env.items()) or '-',
-             ops.parse_impl(args.ops) if args.ops else ops.get_impl()), flush=True)
+    env = harness.environment()
+    print('%s; unit ops (Gluon timings) %s'
+          % (harness.environment_line(env), ops.parse_impl(args.ops) if args.ops else
+             ops.get_impl()), flush=True)
     t_start = time.perf_counter()
     results, goal_lines = {}, []
     for suite in args.suites:

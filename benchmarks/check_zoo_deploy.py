@@ -14,6 +14,8 @@ import tempfile
 import time
 import traceback
 
+import harness
+
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -24,14 +26,14 @@ def main(argv=None):
     p.add_argument('--imagenet-size', type=int, default=64,
                    help='input size for the ImageNet nets (64: any size works, global pooling)')
     args = p.parse_args(argv)
+    print(harness.environment_line(), flush=True)
     import warnings
     warnings.filterwarnings('ignore')
     import mxnet as mx
     import numpy as np
     import cmpese
     from cmpese.model_zoo import get_model_info, get_model_list
-    from cmpese.tools.deploy import Predictor
-    from cmpese.tools.export import export_model, export_onnx
+    from cmpese.deploy import Predictor
 
     names = get_model_list()
     if args.only:
@@ -52,8 +54,7 @@ def main(argv=None):
                     net(mx.nd.array(x))
                 reference = net(mx.nd.array(x)).asnumpy()
                 prefix = os.path.join(tmp, name)
-                sym, params = export_model(net, prefix, (1, 3, size, size), fold=args.fold)
-                export_onnx(sym, params, prefix + '.onnx', (1, 3, size, size))
+                harness.export_pair(net, prefix, (1, 3, size, size), fold=args.fold)
                 errors = []
                 for runtime in ('onnxruntime', 'mxnet'):
                     out = Predictor(prefix, runtime)(x)

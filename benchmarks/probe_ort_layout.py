@@ -9,13 +9,13 @@ an unfused Mul, Add and Relu, and a reorder back. This script exports ResNet-50 
 SE-ResNet-50 (folded, as the predictor runs them) and times, side by side in interleaved
 rounds, four onnxruntime graphs of the SE model:
 
-* ``as exported``: what ``cmpese.tools.export`` writes (``GlobalAveragePool`` -> ``Gemm``s ->
+* ``as exported``: what ``cmpese.deploy.export`` writes (``GlobalAveragePool`` -> ``Gemm``s ->
   ``Reshape`` -> ``Mul``);
 * ``fc as conv``: the excitation's ``Gemm``s on the pooled N x C x 1 x 1 map as 1x1 ``Conv``s
   (they stay in NCHWc; the Mul still broadcasts);
 * ``all nchwc``: also the gate spread to the full map by a nearest ``Resize`` (NCHWc has one)
   and a fixed batch, so that the Mul has equal shapes: no reorder is left in the graph;
-* ``blocked``: what the predictor runs, ``cmpese.tools.ort_layout.layout_session``: the
+* ``blocked``: what the predictor runs, ``cmpese.deploy.ort_layout.layout_session``: the
   ``all nchwc`` graph optimized, then each Upsample + Mul one broadcasting Mul on 5-D views
   of the blocked tensors.
 
@@ -31,11 +31,10 @@ plain ResNet-50. All give the same outputs (checked). Results: docs/benchmarks.m
 import argparse
 import collections
 import os
-import random
-import statistics
 import sys
 import tempfile
-import time
+
+import harness
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(1, _ROOT)
@@ -81,16 +80,13 @@ def kernel_times(path, x, threads, runs=20):
 
 def main(argv=None):
     args = parse_args(argv)
-    for kv in args.env:
-        key, _, value = kv.partition('=')
-        os.environ[key] = value
+    harness.apply_env(args.env)
     import numpy as np
     import mxnet as mx
     import onnx
     import onnxruntime as ort
     from cmpese.model_zoo import get_model
-    from cmpese.tools import ort_layout
-    from cmpese.tools.export import export_model, export_onnx
+    from cmpese.deploy import ort_layout
 
     tmp = tempfile.mkdtemp(prefix='probe_ort_')
     files = {}
@@ -100,11 +96,7 @@ def main(argv=None):
         net = get_model(name, classes=args.classes)
         net.initialize(mx.init.Xavier())
         net(mx.nd.zeros(shape))
-        prefix = os.path.join(tmp, name)
-        export_model(net, prefix, shape, fold=True)
-        files[name] = prefix + '.onnx'
-        export_onnx(prefix + '-symbol.json', prefix + '-0000.params', files[name],
-                    input_shape=shape)
+        files[name] = harness.export_pair(net, os.path.join(tmp, name), shape, fold=True)[2]
     files['plain'] = files.pop(args.plain)
     se = onnx.load(files[args.se])
     for label, spread in (('fc as conv', False), ('all nchwc', True)):
@@ -125,7 +117,7 @@ def main(argv=None):
         ops = collections.Counter(n.op_type for n in onnx.load(path + '.opt').graph.node)
         print('%-12s optimized graph: %s' % (label, ', '.join(
             '%s %d' % kv for kv in sorted(ops.items(), key=lambda kv: -kv[1]))))
-    # the predictor's session: steps 1 and 2 of cmpese.tools.ort_layout, checked there
+    # the predictor's session: steps 1 and 2 of cmpese.deploy.ort_layout, checked there
     sessions['blocked'], how = ort_layout.layout_session(
         files['as exported'], args.batch, sessions['as exported'], x.shape[1:], args.threads)
     assert sessions['blocked'] is not None, how
@@ -137,24 +129,18 @@ def main(argv=None):
         print('%-12s max |difference| / max |output| vs as exported: %.1e' % (label, err))
         assert err < 1e-4, label
 
-    times = collections.defaultdict(list)
-    order = list(sessions)
-    for r in range(args.rounds + 1):
-        random.Random(r).shuffle(order)
-        for label in order:
-            run = sessions[label].run
-            run(None, {'data': x})
-            count, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < args.min_time:
-                run(None, {'data': x})
-                count += 1
-            if r:
-                times[label].append((time.perf_counter() - t0) / count * 1e3)
-    base = statistics.median(times['plain'])
-    print('onnxruntime %s, batch %d, %d threads, median of %d rounds; load average %.1f'
-          % (ort.__version__, args.batch, args.threads, args.rounds, os.getloadavg()[0]))
+    def measure(label):
+        def call():
+            sessions[label].run(None, {'data': x})
+        call()
+        return 1e3 * harness.time_for(call, args.min_time)
+    times = harness.interleaved_rounds(measure, list(sessions), args.rounds, warmup=1,
+                                       label='probe')
+    base = harness.median(times['plain'])
+    print('%s\nbatch %d, %d onnxruntime threads, median of %d rounds'
+          % (harness.environment_line(), args.batch, args.threads, args.rounds))
     for label in ('plain', 'as exported', 'fc as conv', 'all nchwc', 'blocked'):
-        ms = statistics.median(times[label])
+        ms = harness.median(times[label])
         print('%-36s %8.2f ms  %.3fx' % (args.plain if label == 'plain' else
                                          '%s, %s' % (args.se, label), ms, ms / base))
     if args.profile:
