@@ -409,11 +409,24 @@ def five_class_params(tmp_path_factory):
 
 
 @pytest.mark.parametrize('case', ['missing params', 'unknown model', 'bad depth', 'class count',
-                                  'other model', 'garbage params', 'bad classes'])
+                                  'other model', 'garbage params', 'bad classes',
+                                  'prefix under a file', 'missing data config',
+                                  'config of another size'])
 def test_export_errors_are_one_line(case, tmp_path, five_class_params):
     garbage = tmp_path / 'garbage.params'
     garbage.write_bytes(b'not a parameter file' * 10)
+    (tmp_path / 'afile').write_text('x')
+    from cmpese.data.config import dataset_config, save_data_config
+    save_data_config(str(tmp_path / 'cfg28.json'),
+                     dataset_config('fashion-mnist', [72.9] * 3, [90.0] * 3))
     args, expected = {
+        'prefix under a file': (['--model', 'se_preresnet20', '--prefix', tmp_path / 'afile' /
+                                 'm'], ['--prefix', 'afile', 'is a file']),
+        'missing data config': (['--model', 'se_preresnet20', '--data-config',
+                                 tmp_path / 'nope.json'], ['--data-config', 'nope.json']),
+        'config of another size': (['--model', 'se_preresnet20', '--input-size', 32,
+                                    '--data-config', tmp_path / 'cfg28.json'],
+                                   ['28x28', '--input-size 28']),
         'missing params': (['--model', 'se_preresnet20', '--params', tmp_path / 'nope.params'],
                            ['--params', 'nope.params', 'no such file']),
         'unknown model': (['--model', 'se_resnett50'], ['--model', 'se_resnett50',
@@ -435,3 +448,51 @@ def test_export_errors_are_one_line(case, tmp_path, five_class_params):
     for word in expected:
         assert word in done.stderr, done.stderr
     assert not (tmp_path / 'out').exists()       # nothing written before the input is valid
+
+
+# --------------------------------------------------------------------------- data config, atomic
+def test_export_carries_the_data_config(tmp_path):
+    """--params from a run directory: its data_config.json goes beside the export and into
+    the ONNX metadata_props (issue 19, item 1)."""
+    pytest.importorskip('onnxruntime')
+    from cmpese.data.config import (ONNX_METADATA_KEY, dataset_config, load_data_config,
+                                    save_data_config)
+    import onnx
+    run = tmp_path / 'run'
+    run.mkdir()
+    cfg = dataset_config('digits', [78.0] * 3, [82.6] * 3)
+    save_data_config(str(run / 'data_config.json'), cfg)
+    net = init_net(cmpese.get_model('cmpe_se_preresnet20_1x1'))
+    net.save_parameters(str(run / 'best.params'))
+    prefix = str(tmp_path / 'out' / 'm')
+    done = run_export('--model', 'cmpe_se_preresnet20_1x1', '--params', run / 'best.params',
+                      '--prefix', prefix, '--onnx')
+    assert done.returncode == 0, done.stderr
+    assert load_data_config(prefix + '-data.json') == cfg
+    props = {p.key: p.value for p in onnx.load(prefix + '.onnx').metadata_props}
+    assert json.loads(props[ONNX_METADATA_KEY]) == dict(cfg)
+    assert '--data-config' in run_export('--help').stdout
+
+
+def test_export_is_atomic(tmp_path, monkeypatch):
+    """Interrupted before its files are moved into place, an export leaves no file under
+    a final name and no temporary file; a completed one leaves no temporary either."""
+    from cmpese.deploy import export as export_module
+    net = init_net(cmpese.get_model('se_preresnet20'))
+    prefix = str(tmp_path / 'm')
+    real = export_module._publish
+    seen = []
+
+    def interrupted(pairs):
+        seen.extend(pairs)
+        assert all(os.path.getsize(tmp) > 0 for tmp, _ in pairs)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(export_module, '_publish', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_model(net, prefix)
+    assert [os.path.basename(final) for _, final in seen] == ['m-symbol.json', 'm-0000.params']
+    assert all('.tmp-' in os.path.basename(tmp) for tmp, _ in seen)
+    assert os.listdir(str(tmp_path)) == []
+    monkeypatch.setattr(export_module, '_publish', real)
+    export_model(net, prefix)
+    assert sorted(os.listdir(str(tmp_path))) == ['m-0000.params', 'm-symbol.json']

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import warnings
 
 import mxnet as mx
@@ -27,7 +28,8 @@ import numpy as np
 from ..errors import UserError
 
 __all__ = ['export_model', 'export_onnx', 'clean_onnx', 'optimize_onnx', 'load_exported',
-           'need_onnx', 'ONNX_OPSET']
+           'need_onnx', 'set_onnx_data_config', 'onnx_data_config', 'run_data_config',
+           'ONNX_OPSET']
 
 # mx2onnx in MXNet 1.9.1 emits opset-13 operators (ReduceMean with an ``axes`` attribute...)
 # but stamps the model with, and checks it against, the newest opset the installed onnx
@@ -36,8 +38,46 @@ __all__ = ['export_model', 'export_onnx', 'clean_onnx', 'optimize_onnx', 'load_e
 ONNX_OPSET = 13
 
 
+def _tmp_name(path):
+    """The temporary name ``path`` is written under before it is moved into place
+    (``<path>.tmp-<pid>``: what :func:`cmpese.training.checkpoint.remove_stale_temps`
+    clears after a killed run)."""
+    from ..training.checkpoint import TMP_MARK
+    return '%s%s%d' % (path, TMP_MARK, os.getpid())
+
+
+def _publish(pairs):
+    """Flush each (tmp, final) file to disk, then move every one into place. A kill before
+    the moves leaves only temporary names; a final name never holds a partial file."""
+    for tmp, _ in pairs:
+        with open(tmp, 'rb') as f:
+            os.fsync(f.fileno())
+    for tmp, final in pairs:
+        os.replace(tmp, final)
+
+
+def _check_output_dir(path, flag='--prefix', create=True):
+    """Create the directory of ``path`` (``create``); one line when a component of it is a
+    file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    probe = directory
+    while probe and not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if probe and not os.path.isdir(probe):
+        raise UserError('%s %s: %s is a file, not a directory; choose another path'
+                        % (flag, path, probe))
+    if not create:
+        return directory
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as err:
+        raise UserError('%s %s: cannot create directory %s (%s)'
+                        % (flag, path, directory, err.strerror or err))
+    return directory
+
+
 def export_model(net, prefix, input_shape=(1, 3, 32, 32), epoch=0, ctx=None, ops='reference',
-                 fold=False):
+                 fold=False, data_config=None):
     """Write ``{prefix}-symbol.json`` and ``{prefix}-{epoch:04d}.params``; return the paths.
 
     The graph is traced with the units' ``ops`` profile (:mod:`cmpese.units.ops`; default
@@ -47,20 +87,35 @@ def export_model(net, prefix, input_shape=(1, 3, 32, 32), epoch=0, ctx=None, ops
     affine maps between their squeezed signals and their first FC layer, in the written
     files (:func:`cmpese.deploy.fold.fold_exported`). ``net`` is left hybridized with
     its cached graph cleared, so its next call traces the current default operators again.
+
+    The files are written under temporary names (``*.tmp-<pid>``) and moved into place
+    only when complete: a kill during the export never leaves a partial file under a final
+    name. ``data_config`` (a :class:`cmpese.data.config.DataConfig`) is written beside them
+    as ``{prefix}-data.json``.
     """
     from ..units import ops as unit_ops
     ctx = ctx or mx.cpu()
-    directory = os.path.dirname(os.path.abspath(prefix))
-    os.makedirs(directory, exist_ok=True)
-    with unit_ops.using(ops):
-        net.hybridize(static_alloc=True, static_shape=True)   # clears a graph traced before
-        net(mx.nd.zeros(input_shape, ctx=ctx))
-        net.export(prefix, epoch=epoch)
-    net.hybridize(static_alloc=True, static_shape=True)
+    _check_output_dir(prefix)
     files = '%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, epoch)
-    if fold:
-        from .fold import fold_exported
-        fold_exported(prefix, epoch, input_shape=input_shape)
+    tmp_prefix = _tmp_name(prefix)
+    tmp_files = '%s-symbol.json' % tmp_prefix, '%s-%04d.params' % (tmp_prefix, epoch)
+    try:
+        with unit_ops.using(ops):
+            net.hybridize(static_alloc=True, static_shape=True)  # clears a graph traced before
+            net(mx.nd.zeros(input_shape, ctx=ctx))
+            net.export(tmp_prefix, epoch=epoch)
+        net.hybridize(static_alloc=True, static_shape=True)
+        if fold:
+            from .fold import fold_exported
+            fold_exported(tmp_prefix, epoch, input_shape=input_shape)
+        _publish(list(zip(tmp_files, files)))
+    finally:
+        for tmp in tmp_files:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    if data_config is not None:
+        from ..data.config import export_config_path, save_data_config
+        save_data_config(export_config_path(prefix), data_config)
     return files
 
 
@@ -113,13 +168,17 @@ def need_onnx():
                         '"onnxruntime<1.20" to run it), or pip install cmpese[onnx]')
 
 
-def clean_onnx(onnx_file):
+def clean_onnx(onnx_file, data_config=None):
     """Take the initializers out of the graph inputs (mx2onnx lists every weight as an input,
     so that onnxruntime warns per weight and cannot fold constants or BatchNorm), check the
     model with ``onnx.checker`` (full check, shape inference included) and save it in place.
-    Returns the number of inputs removed."""
+    ``data_config`` goes into the model's ``metadata_props`` (key
+    :data:`cmpese.data.config.ONNX_METADATA_KEY`, JSON text). Returns the number of inputs
+    removed."""
     import onnx
     model = onnx.load(onnx_file)
+    if data_config is not None:
+        set_onnx_data_config(model, data_config)
     weights = {init.name for init in model.graph.initializer}
     keep = [i for i in model.graph.input if i.name not in weights]
     removed = len(model.graph.input) - len(keep)
@@ -149,6 +208,30 @@ def clean_onnx(onnx_file):
     return removed
 
 
+def set_onnx_data_config(model, data_config):
+    """Put ``data_config`` into the ONNX ``model``'s ``metadata_props`` (replacing one there)."""
+    from ..data.config import ONNX_METADATA_KEY
+    kept = [p for p in model.metadata_props if p.key != ONNX_METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = ONNX_METADATA_KEY, json.dumps(dict(data_config), sort_keys=True)
+    return model
+
+
+def onnx_data_config(model):
+    """The data config in an ONNX model's (or file's) ``metadata_props``, or None."""
+    from ..data.config import ONNX_METADATA_KEY, _make, _FIELDS
+    if isinstance(model, str):
+        import onnx
+        model = onnx.load(model, load_external_data=False)
+    for prop in model.metadata_props:
+        if prop.key == ONNX_METADATA_KEY:
+            raw = json.loads(prop.value)
+            return _make(**{k: raw[k] for k in _FIELDS})
+    return None
+
+
 def optimize_onnx(onnx_file, optimized_file=None):
     """Save onnxruntime's offline-optimized graph of ``onnx_file`` (level ORT_ENABLE_EXTENDED:
     constant folding, Conv + BatchNorm / Add / Mul fusion, Gemm + activation fusion...; the
@@ -161,10 +244,16 @@ def optimize_onnx(onnx_file, optimized_file=None):
         raise UserError('the optimized ONNX model is written by onnxruntime: pip install '
                         '"onnxruntime<1.20"')
     optimized_file = optimized_file or os.path.splitext(onnx_file)[0] + '.opt.onnx'
+    tmp = _tmp_name(optimized_file)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    options.optimized_model_filepath = optimized_file
-    ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
+    options.optimized_model_filepath = tmp
+    try:
+        ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
+        _publish([(tmp, optimized_file)])
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return optimized_file
 
 
@@ -192,24 +281,49 @@ def _unit_gammas(symbol, params):
 
 
 def export_onnx(symbol_file, params_file, onnx_file, input_shape=(1, 3, 32, 32),
-                dynamic_batch=True, optimized_file=None):
+                dynamic_batch=True, optimized_file=None, data_config=None):
     """Convert an exported symbol + params to ONNX (batch axis dynamic by default), cleaned
     and checked by :func:`clean_onnx`; ``optimized_file`` (a path, or True for
-    ``{name}.opt.onnx``) also saves :func:`optimize_onnx`'s model. Returns the ONNX path."""
+    ``{name}.opt.onnx``) also saves :func:`optimize_onnx`'s model. ``data_config`` goes
+    into ``metadata_props`` of both. Written under a temporary name and moved into place
+    when complete. Returns the ONNX path."""
     need_onnx()
+    _check_output_dir(onnx_file, '--prefix')
     kwargs = {}
     if dynamic_batch:
         kwargs = dict(dynamic=True, dynamic_input_shapes=[(None,) + tuple(input_shape[1:])])
     symbol, arg_params, aux_params = _load(symbol_file, params_file)
     params = dict(arg_params, **aux_params)
     _unit_gammas(symbol, params)
-    with _onnx_opset(ONNX_OPSET), _quiet_converter():
-        path = mx.onnx.export_model(symbol, params, [tuple(input_shape)], np.float32,
-                                    onnx_file, **kwargs)
-    clean_onnx(path)
+    tmp = _tmp_name(onnx_file)
+    try:
+        with _onnx_opset(ONNX_OPSET), _quiet_converter():
+            mx.onnx.export_model(symbol, params, [tuple(input_shape)], np.float32, tmp,
+                                 **kwargs)
+        clean_onnx(tmp, data_config)
+        _publish([(tmp, onnx_file)])
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     if optimized_file:
-        optimize_onnx(path, None if optimized_file is True else optimized_file)
-    return path
+        optimize_onnx(onnx_file, None if optimized_file is True else optimized_file)
+    return onnx_file
+
+
+def run_data_config(params_file):
+    """The ``data_config.json`` of the run directory a params file comes from (the file's
+    folder or the one above it: ``run/best.params``, ``run/checkpoints/...``,
+    ``run/export/<model>-0000.params`` has its ``-data.json`` beside it), or None."""
+    from ..data.config import DATA_CONFIG_FILE, export_config_path, load_data_config
+    folder = os.path.dirname(os.path.abspath(params_file))
+    m = re.match(r'(.*)-\d{4}\.params$', params_file)
+    candidates = [export_config_path(m.group(1))] if m else []
+    candidates += [os.path.join(folder, DATA_CONFIG_FILE),
+                   os.path.join(os.path.dirname(folder), DATA_CONFIG_FILE)]
+    for path in candidates:
+        if os.path.isfile(path):
+            return load_data_config(path)
+    return None
 
 
 def load_exported(prefix, epoch=0, ctx=None, input_name='data'):
