@@ -106,7 +106,7 @@ def export_trained(net, cfg, save_dir, input_shape, ctx, state, data_config=None
     to float32 first), with its data config beside them (``<prefix>-data.json``), recorded
     in result.json; a full disk ends in one line naming the directory."""
     from ..data.config import export_config_path, save_data_config
-    from ..tools.export import export_model
+    from ..deploy.export import export_model
     prefix = os.path.join(save_dir, 'export', cfg['model'])
 
     def last_complete():
