@@ -37,8 +37,10 @@ class ExcitationUnit(HybridBlock):
     """Base of the units whose last step is FC(C/t) - ReLU - FC(C) - gate.
 
     ``fc1`` encodes ``in_units`` signals into C/t neurons, ``fc2`` maps ``fc2_in`` signals to
-    C gates. The gate is a child block (``self.gate``), so the excitation values can be
-    inspected with ``unit.gate.register_forward_hook`` when running imperatively.
+    C gates. The gate is a child block (``self.gate``, registered as the unit's
+    ``gate_child``): its output is the excitation, found in the hybridized or exported graph
+    by :class:`cmpese.analysis.probe.GraphProbe` and read as an extra output of that graph
+    (docs/visualize.md; no hooks: a hybridized network does not call them).
     """
 
     def __init__(self, channels, reduction=16, in_units=None, fc2_in=None, gate='sigmoid',
