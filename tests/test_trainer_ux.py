@@ -16,7 +16,7 @@ from datafiles import synthetic_images, write_cifar10
 
 import cmpese
 from cmpese.cli import train_cifar, train_imagenet
-from cmpese.errors import run as run_command
+from cmpese.errors import UserError, run as run_command
 from cmpese.training import checkpoint as ckpt
 from cmpese.training.cli import (ConfigError, explicit_keys, resolve_config,
                                  resume_run_dir)
@@ -93,7 +93,7 @@ def test_help_has_one_clear_line_a_flag(module, capsys, monkeypatch):
                  '--lr-steps-iter', '--lr-factor', '--optimizer', '--momentum', '--wd'):
         assert 'Default: from the preset.' in entries[flag], entries[flag]
     # the aliases of GluonCV and timm are the same options
-    assert '--num-epochs' in entries['--epochs'] and '--weight-decay' in entries['--wd']
+    assert 'also --num-epochs' in entries['--epochs'] and 'also --weight-decay' in entries['--wd']
     assert '--log-interval' in entries and '--resume [PATH]' in entries['--resume']
 
 
@@ -128,6 +128,8 @@ def test_gluoncv_and_timm_aliases():
         _cfg(['--model', TINY, '--log-interval', '-1'])
     with pytest.raises(ConfigError, match=r'--epochs and --iterations were both given'):
         _cfg(['--model', TINY, '--num-epochs', '3', '--iterations', '10'])
+    with pytest.raises(UserError, match=r'^argument --num-epochs: invalid int value'):
+        _cfg(['--model', TINY, '--num-epochs', 'x'])
 
 
 def _tiny_checkpoints(folder, epochs=2):

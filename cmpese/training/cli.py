@@ -104,6 +104,13 @@ def _number_list(text):
         raise argparse.ArgumentTypeError('expected comma-separated numbers, got %r' % text)
 
 
+def _alias(group, flag, action):
+    """``flag`` as another name of ``action`` (same destination and type), kept out of the
+    help (the option's own help names it) and named as itself in argparse's errors."""
+    group.add_argument(flag, dest=action.dest, type=action.type, metavar=action.metavar,
+                       help=argparse.SUPPRESS)
+
+
 def add_training_args(parser):
     """The options every trainer has (schedule, optimizer, mixup, devices, checkpoints)."""
     g = parser.add_argument_group(
@@ -114,8 +121,10 @@ def add_training_args(parser):
     g.add_argument('--preset', choices=preset_names(),
                    help='a paper schedule. Default: the one the papers used for --model on '
                         '--dataset')
-    g.add_argument('--epochs', '--num-epochs', type=int, metavar='N',
-                   help='epochs to train (>= 1; --num-epochs: GluonCV\'s name). ' + _FROM_PRESET)
+    epochs = g.add_argument('--epochs', type=int, metavar='N',
+                            help='epochs to train (>= 1; also --num-epochs, GluonCV\'s name). '
+                                 + _FROM_PRESET)
+    _alias(g, '--num-epochs', epochs)
     g.add_argument('--iterations', type=int, metavar='N',
                    help='train for this many iterations instead of --epochs (rounded up to '
                         'whole epochs). ' + _FROM_PRESET)
@@ -134,8 +143,10 @@ def add_training_args(parser):
     g.add_argument('--optimizer', choices=('sgd', 'nag'),
                    help='sgd (momentum) or nag (Nesterov). ' + _FROM_PRESET)
     g.add_argument('--momentum', type=float, help='in [0, 1). ' + _FROM_PRESET)
-    g.add_argument('--wd', '--weight-decay', type=float,
-                   help='weight decay (>= 0; --weight-decay: timm\'s name). ' + _FROM_PRESET)
+    wd = g.add_argument('--wd', type=float,
+                        help='weight decay (>= 0; also --weight-decay, timm\'s name). '
+                             + _FROM_PRESET)
+    _alias(g, '--weight-decay', wd)
     g = parser.add_argument_group('mixup')
     g.add_argument('--mixup', action='store_true',
                    help='train with mixup (Zhang et al. 2018); off unless given')
