@@ -30,9 +30,26 @@ def build_parser(prog=PROG):
     return parser
 
 
+def _check_name(name):
+    """A one-line error for a name neither cmpese's zoo nor GluonCV's knows (before any
+    output), with the closest cmpese names."""
+    from ..model_zoo import get_model_info
+    try:
+        get_model_info(name)
+        return
+    except ValueError as err:
+        error = err
+    try:
+        from gluoncv.model_zoo import get_model_list
+        if name.lower() in get_model_list():
+            return
+    except ImportError:
+        pass
+    raise UserError('%s: %s' % (name, str(error).strip('"')))
+
+
 def _build(name, classes):
-    """The cmpese model ``name``, else GluonCV's; an unknown name is a one-line error with
-    the closest cmpese names."""
+    """The cmpese model ``name``, else GluonCV's."""
     from ..model_zoo import get_model
     try:
         return get_model(name, classes=classes)
@@ -40,9 +57,7 @@ def _build(name, classes):
         try:
             from gluoncv.model_zoo import get_model as gcv_get_model
             return gcv_get_model(name, classes=classes)
-        except ImportError:
-            pass
-        except (ValueError, TypeError):
+        except (ImportError, ValueError, TypeError):
             pass
         raise UserError('%s: %s' % (name, str(cmpese_error).strip('"')))
 
@@ -56,6 +71,8 @@ def main(argv=None, prog=PROG):
         if getattr(args, flag) < 1:
             raise UserError('--%s must be a positive integer, got %d'
                             % (flag.replace('_', '-'), getattr(args, flag)))
+    for name in args.models:
+        _check_name(name)
     if args.paper:
         print(format_paper_table(paper_table(args.classes, args.input_size)))
     shape = (args.batch, 3, args.input_size, args.input_size)
