@@ -105,7 +105,7 @@ class _PredictorNet(object):
 
     def __call__(self, x):
         import mxnet as mx
-        return mx.nd.array(self.predictor(x.asnumpy()), ctx=x.context)
+        return mx.nd.array(self.predictor.logits(x.asnumpy()), ctx=x.context)
 
 
 def _exported(args, params, ctx, input_shape):

@@ -2,8 +2,21 @@
 
     from cmpese.deploy import Predictor
     predictor = Predictor('out/cmpe_se_wrn16_8_1x1')       # what export_model / the tool wrote
-    logits = predictor(images)                              # numpy (N, 3, H, W) float32
+    logits = predictor(images)         # raw images: uint8 HWC arrays, a uint8 NHWC batch,
+                                       # file paths, PIL images (needs the data config)
+    predictor.predict(images, top_k=5) # per image [(class name, probability), ...]
+    logits = predictor.logits(batch)   # already normalized float32 (N, 3, H, W)
     predictor.runtime                                       # 'onnxruntime' or 'mxnet'
+
+The data config (:mod:`cmpese.data.config`: input size, mean/std, resize/crop, class
+names) is read from ``{prefix}-data.json`` beside the export, else from the ONNX file's
+``metadata_props``. With it, ``predictor(images)`` preprocesses raw images exactly as the
+training's evaluation did (:func:`cmpese.data.config.preprocess`). Normalized arrays go
+through :meth:`Predictor.logits` (or ``predictor(batch, normalized=True)``); an export
+without a data config takes normalized arrays only, and ``predictor(batch)`` then means
+that. Every input is checked first: a wrong shape, dtype, an empty batch, NaN/inf values,
+an input size the export was not made for, or raw pixels (uint8, values 0..255) given as
+normalized raise :class:`InputError` (a ``ValueError``) saying what was expected.
 
 ``model`` is an export prefix (``{prefix}-symbol.json`` + ``{prefix}-0000.params``, and
 ``{prefix}.onnx`` / ``{prefix}.opt.onnx`` if the export wrote them) or an ``.onnx`` file.
@@ -34,7 +47,11 @@ import numpy as np
 
 from ..errors import UserError
 
-__all__ = ['Predictor', 'RUNTIMES', 'available_runtimes']
+__all__ = ['Predictor', 'RUNTIMES', 'available_runtimes', 'InputError']
+
+
+class InputError(ValueError):
+    """Images a :class:`Predictor` cannot take; the message says what it expects."""
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +110,13 @@ class Predictor(object):
         (:mod:`cmpese.deploy.ort_layout`), one session per batch size made at its first call
         and checked against the ordinary session; models without units, and graphs the pass
         does not take, run the ordinary session. Default True.
+    data_config : DataConfig, optional
+        What the model expects of an image; default: ``{prefix}-data.json`` beside the
+        export, else the ONNX ``metadata_props``, else none (normalized arrays only).
     """
 
     def __init__(self, model, runtime='auto', epoch=0, threads=None, input_shape=None,
-                 layout=True):
+                 layout=True, data_config=None):
         self.model, self.epoch, self.threads = model, epoch, threads
         self.layout = bool(layout)
         self._layout_sessions = {}
@@ -132,20 +152,48 @@ class Predictor(object):
                 raise UserError('%s: the mxnet runtime needs the exported symbol and params, '
                                 'not only ONNX' % model)
             self._net = _mxnet_block(prefix, epoch)
+        self.data_config = data_config if data_config is not None else _find_data_config(
+            model, onnx_files)
+        self.input_size = self._input_size(onnx_files)
+
+    def _input_size(self, onnx_files):
+        """(H, W) the export was made for, or None when nothing records it."""
+        if self.data_config is not None:
+            return (self.data_config.input_size,) * 2
+        shape = None
+        if self.runtime == 'onnxruntime':
+            shape = self._session.get_inputs()[0].shape
+        elif onnx_files:
+            try:
+                shape = _ort_session(onnx_files[0], 1).get_inputs()[0].shape
+            except Exception:
+                shape = None
+        if shape and len(shape) == 4 and all(isinstance(d, int) for d in shape[2:]):
+            return tuple(shape[2:])
+        return None
+
+    @property
+    def classes(self):
+        """The class names of the data config, or None."""
+        return self.data_config.classes if self.data_config is not None else None
 
     @classmethod
     def from_block(cls, net, input_shape=(1, 3, 32, 32), runtime='auto', fold=True,
-                   threads=None, layout=True):
+                   threads=None, layout=True, data_config=None):
         """A predictor of an in-memory Gluon model: exported (reference operators, folded by
         default) and converted to ONNX in a temporary directory, removed by :meth:`close`.
-        For inference inside a training process, where ``net(x)`` runs the training graph."""
+        For inference inside a training process, where ``net(x)`` runs the training graph.
+        With ``data_config`` it takes raw images as an export with one does."""
         from .export import export_model, export_onnx
         tmp = tempfile.mkdtemp(prefix='cmpese-deploy-')
         prefix = os.path.join(tmp, 'model')
-        sym, params = export_model(net, prefix, tuple(input_shape), fold=fold)
+        sym, params = export_model(net, prefix, tuple(input_shape), fold=fold,
+                                   data_config=data_config)
         if runtime in ('auto', 'onnxruntime') and 'onnxruntime' in available_runtimes():
-            export_onnx(sym, params, prefix + '.onnx', tuple(input_shape))
-        predictor = cls(prefix, runtime, threads=threads, layout=layout)
+            export_onnx(sym, params, prefix + '.onnx', tuple(input_shape),
+                        data_config=data_config)
+        predictor = cls(prefix, runtime, threads=threads, layout=layout,
+                        data_config=data_config)
         predictor._tmp = tmp
         return predictor
 
@@ -156,14 +204,56 @@ class Predictor(object):
         return export_onnx('%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, self.epoch),
                            path, (1,) + tuple(input_shape))
 
-    def __call__(self, x):
-        """Logits (N, classes) of the images ``x`` (N, C, H, W), as a float32 numpy array."""
-        x = _as_float32(x)
+    def __call__(self, images, normalized=None):
+        """Logits (N, classes), float32 numpy, of ``images``.
+
+        ``normalized=False`` (the default when the export has a data config): raw images,
+        uint8 (H, W[, C]) arrays, a uint8 (N, H, W, C) batch, file paths or PIL images (one
+        or a list), preprocessed as the training's evaluation. ``normalized=True`` (the
+        default without a data config; :meth:`logits`): float (N, 3, H, W) arrays already
+        normalized. Raises :class:`InputError` (a ValueError) for input it cannot take."""
+        return self._run(self._prepare(images, normalized))
+
+    def logits(self, batch):
+        """Logits of an already normalized float (N, 3, H, W) batch (the explicit path)."""
+        return self._run(self._prepare(batch, True))
+
+    def _prepare(self, images, normalized):
+        if normalized is None:
+            normalized = self.data_config is None
+        if normalized:
+            return _check_normalized(images, self.input_size)
+        if self.data_config is None:
+            raise InputError('%s has no data config (no %s, none in the ONNX metadata): it '
+                             'takes normalized float32 (N, 3, H, W) arrays only '
+                             '(predictor.logits(batch)); re-export with a data config '
+                             '(python -m cmpese.tools.export --data-config / --dataset)'
+                             % (self.model, _config_file(self.model)))
+        from ..data.config import preprocess
+        arr = images.asnumpy() if hasattr(images, 'asnumpy') else images
+        if isinstance(arr, np.ndarray) and arr.dtype != np.uint8 and arr.ndim == 4 and \
+                arr.shape[1] == 3:
+            raise InputError('raw images must be uint8 (H, W, C) arrays (or a (N, H, W, C) '
+                             'batch), got a %s %s array: an array already normalized goes '
+                             'through predictor.logits(batch) or normalized=True'
+                             % (arr.dtype, arr.shape))
+        try:
+            return preprocess(images, self.data_config)
+        except InputError:
+            raise
+        except ValueError as err:
+            raise InputError(str(err))
+
+    def _run(self, x):
         if self.runtime == 'onnxruntime':
             session = self._session_for(x) if self.layout else self._session
             return session.run(None, {self._input: x})[0]
         import mxnet as mx
-        return self._net(mx.nd.array(x, dtype='float32')).asnumpy()
+        try:
+            return self._net(mx.nd.array(x, dtype='float32')).asnumpy()
+        except mx.base.MXNetError as err:
+            raise InputError('%s cannot take a batch of shape %s: %s' % (
+                self.model, x.shape, str(err).strip().splitlines()[0][:200]))
 
     def _session_for(self, x):
         """The blocked-layout session for this batch size, made at its first call, or the
@@ -180,37 +270,52 @@ class Predictor(object):
             self._layout_sessions[key] = session or self._session
         return self._layout_sessions[key]
 
-    def predict(self, images, batch_size=32):
-        """Logits of any number of images, ``batch_size`` at a time."""
-        images = _as_float32(images)
-        return np.concatenate([self(images[i:i + batch_size])
-                               for i in range(0, len(images), batch_size)])
+    def _batched_logits(self, images, normalized=None, batch_size=32):
+        x = self._prepare(images, normalized)
+        return np.concatenate([self._run(x[i:i + batch_size])
+                               for i in range(0, len(x), batch_size)])
 
-    def accuracy(self, images, labels, batch_size=32):
-        """Top-1 accuracy on ``images`` and integer ``labels``."""
-        pred = self.predict(images, batch_size).argmax(axis=1)
+    def predict(self, images, top_k=5, batch_size=32, normalized=None):
+        """Per image, the ``top_k`` most probable classes as ``[(class name, probability),
+        ...]``, most probable first (softmax of the logits). Class names come from the data
+        config ('0', '1', ... without one). ``images`` as in :meth:`__call__`."""
+        logits = self._batched_logits(images, normalized, batch_size)
+        z = logits - logits.max(axis=1, keepdims=True)
+        prob = np.exp(z)
+        prob /= prob.sum(axis=1, keepdims=True)
+        names = self.classes
+        if names is None or len(names) != prob.shape[1]:
+            names = [str(i) for i in range(prob.shape[1])]
+        k = max(1, min(int(top_k), prob.shape[1]))
+        order = np.argsort(-prob, axis=1, kind='stable')[:, :k]
+        return [[(names[j], float(p[j])) for j in row] for row, p in zip(order, prob)]
+
+    def accuracy(self, images, labels, batch_size=32, normalized=None):
+        """Top-1 accuracy on ``images`` (as in :meth:`__call__`) and integer ``labels``."""
+        pred = self._batched_logits(images, normalized, batch_size).argmax(axis=1)
         return float((pred == np.asarray(labels).astype(pred.dtype)).mean())
 
-    def quantize(self, calibration, out=None, runtime=None):
-        """An int8 Predictor of this model, calibrated on ``calibration`` images (N, C, H, W;
-        a few hundred are plenty). onnxruntime: static QDQ quantization (per-channel int8
+    def quantize(self, calibration, out=None, runtime=None, normalized=None):
+        """An int8 Predictor of this model, calibrated on ``calibration`` images (raw or
+        normalized, as in :meth:`__call__`; a few hundred are plenty). onnxruntime: static QDQ quantization (per-channel int8
         weights, uint8 activations, min-max calibration) written to ``out`` (default next to
         the ONNX file, ``*.int8.onnx``); mxnet: oneDNN quantization of the symbol (naive
         min-max calibration), exported to ``out`` as a prefix."""
         runtime = runtime or self.runtime
-        calibration = _as_float32(calibration)
+        calibration = self._prepare(calibration, normalized)
         if runtime == 'onnxruntime':
             src = self.onnx_file if self.runtime == 'onnxruntime' else self._convert(
                 self.model, calibration.shape[1:])
             out = out or os.path.splitext(src.replace('.opt.onnx', '.onnx'))[0] + '.int8.onnx'
             _ort_quantize(src, out, calibration)
-            return Predictor(out, 'onnxruntime', threads=self.threads, layout=self.layout)
+            return Predictor(out, 'onnxruntime', threads=self.threads, layout=self.layout,
+                             data_config=self.data_config)
         prefix, _ = _paths(self.model, self.epoch)
         if prefix is None:
             raise UserError('mxnet int8 quantization needs the exported symbol and params')
         out = out or prefix + '-int8'
         _mxnet_quantize(prefix, self.epoch, out, calibration)
-        return Predictor(out, 'mxnet')
+        return Predictor(out, 'mxnet', data_config=self.data_config)
 
     def close(self):
         if self._tmp:
@@ -227,9 +332,71 @@ class Predictor(object):
         return 'Predictor(%r, runtime=%r)' % (self.model, self.runtime)
 
 
-def _as_float32(x):
+def _config_file(model):
+    from ..data.config import export_config_path
+    prefix = model
+    for ext in ('.int8.onnx', '.opt.onnx', '.onnx'):
+        if prefix.endswith(ext):
+            prefix = prefix[:-len(ext)]
+            break
+    return export_config_path(prefix)
+
+
+def _find_data_config(model, onnx_files):
+    """``{prefix}-data.json`` beside the export, else the first ONNX file's metadata."""
+    from ..data.config import load_data_config
+    path = _config_file(model)
+    if os.path.isfile(path):
+        return load_data_config(path)
+    for onnx_file in onnx_files:
+        try:
+            from .export import onnx_data_config
+            cfg = onnx_data_config(onnx_file)
+        except ImportError:
+            return None
+        except Exception as err:
+            raise UserError('%s: its data config metadata is unreadable (%s)' % (onnx_file, err))
+        if cfg is not None:
+            return cfg
+    return None
+
+
+def _check_normalized(x, size=None):
+    """A normalized batch as C-contiguous float32 (N, 3, H, W), or :class:`InputError`."""
+    from ..data.config import looks_unnormalized
     if hasattr(x, 'asnumpy'):
         x = x.asnumpy()
+    if not isinstance(x, np.ndarray):
+        if isinstance(x, (str, bytes, os.PathLike)) or hasattr(x, 'convert'):
+            raise InputError('normalized input must be a float32 (N, 3, H, W) array, got %s; '
+                             'raw images go through predictor(images) with a data config'
+                             % type(x).__name__)
+        try:
+            x = np.asarray(x)
+        except Exception:
+            raise InputError('expected a float32 (N, 3, H, W) array, got %s' % type(x).__name__)
+    expected = 'float32 (N, 3, %s)' % ('%d, %d' % size if size else 'H, W')
+    if x.dtype == np.uint8:
+        raise InputError('a uint8 array given as normalized input looks like raw pixels: '
+                         'expected %s normalized ((pixel - mean) / std); pass raw images '
+                         'without normalized=True (the export needs a data config)' % expected)
+    if x.dtype.kind not in 'f':
+        raise InputError('expected %s, got dtype %s' % (expected, x.dtype))
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise InputError('expected %s, got shape %s' % (expected, x.shape))
+    if x.shape[0] == 0:
+        raise InputError('empty batch: expected %s with N >= 1' % expected)
+    if size and tuple(x.shape[2:]) != tuple(size):
+        raise InputError('the export was made for %dx%d inputs, got %dx%d: expected %s'
+                         % (size[0], size[1], x.shape[2], x.shape[3], expected))
+    if not np.isfinite(x).all():
+        bad = int(np.size(x) - np.isfinite(x).sum())
+        raise InputError('%d non-finite value(s) (NaN or inf) in the batch: expected finite '
+                         '%s' % (bad, expected))
+    if looks_unnormalized(x):
+        raise InputError('values span %g..%g with nothing below 0, as raw pixels do: expected '
+                         '%s normalized ((pixel - mean) / std); pass raw uint8 images without '
+                         'normalized=True' % (float(x.min()), float(x.max()), expected))
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
@@ -247,7 +414,13 @@ def _ort_session(path, threads=None):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         options.intra_op_num_threads = int(threads)
-    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    try:
+        return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    except Exception as err:   # InvalidProtobuf, Fail, ...: the file, not the code
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError('%s is not a loadable ONNX model (%s: %s); export it again with '
+                        'python -m cmpese.tools.export --onnx'
+                        % (path, type(err).__name__, text[:160]))
 
 
 def _symbol_block(prefix, epoch):
