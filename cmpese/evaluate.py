@@ -73,6 +73,7 @@ def _load_net(args, classes, ctx, input_shape):
         if not os.path.isfile(params):
             raise UserError('--params %s does not exist; give the .params written beside '
                             '%s' % (params, args.symbol))
+        _check_exported_files(args.symbol, params)
         net, runtime = _exported(args, params, ctx, input_shape)
         return net, '%s (%s; runtime %s)' % (os.path.basename(args.symbol), params, runtime)
     if not args.model:
@@ -95,6 +96,38 @@ def _load_net(args, classes, ctx, input_shape):
                              'trained with.')
     net.hybridize(static_alloc=True, static_shape=True)
     return net, '%s (%s)' % (args.model, args.params)
+
+
+def _check_exported_files(symbol, params):
+    """One line naming the file when the symbol is not an MXNet graph JSON or the params file
+    is not a complete MXNet parameter file (truncated, garbage)."""
+    import mxnet as mx
+    from .errors import UserError
+    try:
+        with open(symbol) as f:
+            graph = json.load(f)
+        if not isinstance(graph, dict) or 'nodes' not in graph:
+            raise ValueError('no "nodes" list')
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise UserError('--symbol %s is not an MXNet symbol JSON (%s); give the '
+                        '<prefix>-symbol.json an export wrote' % (symbol, str(err)[:100]))
+    try:
+        mx.nd.load(params)
+    except Exception as err:   # MXNetError on a truncated or foreign file
+        from .weights.params import _reason
+        raise UserError('--params %s is not a complete MXNet parameter file (%s); export the '
+                        'model again (python -m cmpese.tools.export)'
+                        % (params, _reason(err, 100).replace('Traceback', 'traceback')))
+
+
+def export_data_config(symbol):
+    """The data config beside an exported ``<prefix>-symbol.json`` (``<prefix>-data.json``),
+    or None."""
+    from .data.config import export_config_path, load_data_config
+    if not symbol or not symbol.endswith('-symbol.json'):
+        return None
+    path = export_config_path(symbol[:-len('-symbol.json')])
+    return load_data_config(path) if os.path.isfile(path) else None
 
 
 class _PredictorNet(object):
@@ -184,15 +217,19 @@ def evaluate_model(args):
     ctx = contexts(args.gpus, args.cpus)
     if bool(args.rec_val) == bool(args.dataset):
         raise UserError('give exactly one of --rec-val FILE (ImageNet RecordIO) and --dataset '
-                        'cifar10|cifar100|svhn|digits')
+                        'cifar10|cifar100|svhn|fashion-mnist|mnist|digits')
     if args.batch_size < 1:
         raise UserError('--batch-size must be at least 1, got %d' % args.batch_size)
     classes, classes_from = _classes_for(args)
+    data_cfg = export_data_config(args.symbol)
     if args.rec_val:
-        from .data.imagenet import RecordLoader
-        size = args.input_size or 224
+        from .data.imagenet import IMAGENET_MEAN, IMAGENET_STD, RecordLoader
+        # an export's data config gives the size, mean and std unless the flags do
+        size = args.input_size or (data_cfg.input_size if data_cfg else 224)
+        mean = args.mean or (data_cfg.mean if data_cfg else list(IMAGENET_MEAN))
+        std = args.std or (data_cfg.std if data_cfg else list(IMAGENET_STD))
         loader = RecordLoader(args.rec_val, args.rec_val_idx, args.batch_size, train=False,
-                              input_size=size, mean=args.mean, std=args.std,
+                              input_size=size, mean=mean, std=std,
                               threads=args.data_nthreads, pinned=bool(args.gpus),
                               flag='--rec-val')
         data_desc = '%s: %d images, short side %d, centre crop %d' % (
@@ -200,7 +237,11 @@ def evaluate_model(args):
         expected = loader.num_records
     else:
         from .data import BatchLoader, load_train_test
-        size = args.input_size or 32
+        from .data.datasets import DATASETS
+        size = args.input_size or DATASETS[args.dataset]['size']
+        if data_cfg is not None and data_cfg.dataset != args.dataset:
+            raise UserError('--dataset %s: the export %s was trained on %s (its data config)'
+                            % (args.dataset, args.symbol, data_cfg.dataset))
         train, test, info = load_train_test(args.dataset, args.data_dir, False)
         loader = BatchLoader(test[0], test[1], args.batch_size, mean=info.mean, std=info.std,
                              prefetch=2)

@@ -130,3 +130,57 @@ def test_errors_are_one_line(model_and_rec, tmp_path):
                       '--classes', '3', '--input-size', '32']) == 2
     assert run(main, ['--model', TINY, '--rec-val', m['rec']]) == 2        # no --params
     assert run(main, ['--model', TINY, '--params', m['params']]) == 2      # no data
+
+
+@pytest.fixture(scope='module')
+def exported_tiny(model_and_rec):
+    from cmpese.tools.export import export_model
+    prefix = str(model_and_rec['root'] / 'export' / 'tiny')
+    export_model(model_and_rec['net'], prefix, (1, 3, 32, 32))
+    return prefix
+
+
+@pytest.mark.parametrize('case', ['truncated params', 'symbol not json', 'json under a file'])
+def test_file_errors_are_one_line(model_and_rec, exported_tiny, tmp_path, capsys, case):
+    """issue 20: a truncated params file names the file (not --model), a symbol that is not
+    JSON is one line, --json under a file is one line before anything runs."""
+    m = model_and_rec
+    symbol, params = exported_tiny + '-symbol.json', exported_tiny + '-0000.params'
+    cut = tmp_path / 'cut-0000.params'
+    cut.write_bytes(open(params, 'rb').read()[:5000])
+    (tmp_path / 'cut-symbol.json').write_bytes(open(symbol, 'rb').read())
+    (tmp_path / 'bad-symbol.json').write_text('this is { not json')
+    (tmp_path / 'afile').write_text('x')
+    args, expected = {
+        'truncated params': (['--symbol', str(tmp_path / 'cut-symbol.json')],
+                             ['--params', 'cut-0000.params', 'not a complete']),
+        'symbol not json': (['--symbol', str(tmp_path / 'bad-symbol.json'), '--params', params],
+                            ['--symbol', 'bad-symbol.json', 'not an MXNet symbol JSON']),
+        'json under a file': (['--symbol', symbol, '--json', str(tmp_path / 'afile' / 'r.json')],
+                              ['--json', 'afile', 'is a file']),
+    }[case]
+    capsys.readouterr()
+    assert run(main, args + ['--rec-val', m['rec'], '--input-size', '32']) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and 'Traceback' not in err and '--model' not in err, err
+    for word in expected:
+        assert word in err, err
+
+
+def test_symbol_uses_the_export_data_config(model_and_rec, exported_tiny, tmp_path, capsys):
+    """--symbol with a <prefix>-data.json: its input size, mean and std are the defaults."""
+    import shutil
+    from cmpese.data.config import imagenet_config, save_data_config
+    m = model_and_rec
+    prefix = str(tmp_path / 'withcfg')
+    for suffix in ('-symbol.json', '-0000.params'):
+        shutil.copy(exported_tiny + suffix, prefix + suffix)
+    save_data_config(prefix + '-data.json',
+                     imagenet_config(32, [100.0, 110.0, 120.0], [50.0, 60.0, 70.0], resize=36))
+    out = str(tmp_path / 'r.json')
+    assert run(main, ['--symbol', prefix + '-symbol.json', '--rec-val', m['rec'],
+                      '--runtime', 'mxnet', '--batch-size', '4', '--json', out]) == 0
+    r = json.load(open(out))
+    assert r['input_size'] == 32
+    assert run(main, ['--symbol', prefix + '-symbol.json', '--dataset', 'cifar10']) == 2

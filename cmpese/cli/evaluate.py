@@ -36,18 +36,25 @@ def build_parser(prog=PROG):
                         'fastest installed)')
     p.add_argument('--rec-val', help='ImageNet-format validation RecordIO (im2rec)')
     p.add_argument('--rec-val-idx', help='its .idx (default: beside the .rec, optional)')
-    p.add_argument('--dataset', choices=('cifar10', 'cifar100', 'svhn', 'digits'),
-                   help='evaluate on this test split instead of a RecordIO file')
+    p.add_argument('--dataset', choices=('cifar10', 'cifar100', 'svhn', 'fashion-mnist',
+                                         'mnist', 'digits'),
+                   help='evaluate on this test split instead of a RecordIO file (normalized '
+                        'with its training split, as train_cifar.py does)')
     p.add_argument('--data-dir', help='directory of the --dataset files')
     p.add_argument('--classes', type=int, help='class count (default: synset.txt beside '
                                               '--rec-val, else the dataset\'s / model\'s)')
     p.add_argument('--batch-size', type=int, default=64)
     p.add_argument('--input-size', type=int,
-                   help='crop side (default 224 for --rec-val, 32 for --dataset)')
-    p.add_argument('--mean', type=float_list(3, 'numbers (R,G,B)'), default=list(IMAGENET_MEAN),
-                   help='R,G,B mean in pixel units (RecordIO; default ImageNet\'s)')
-    p.add_argument('--std', type=float_list(3, 'numbers (R,G,B)'), default=list(IMAGENET_STD),
-                   help='R,G,B standard deviation in pixel units (RecordIO)')
+                   help="crop side (default: the --symbol export's data config, else 224 for "
+                        "--rec-val, the dataset's size for --dataset)")
+    p.add_argument('--mean', type=float_list(3, 'numbers (R,G,B)'),
+                   help="R,G,B mean in pixel units (RecordIO; default: the --symbol export's "
+                        "data config, else ImageNet's %s)" % ','.join('%g' % v for v in
+                                                                     IMAGENET_MEAN))
+    p.add_argument('--std', type=float_list(3, 'numbers (R,G,B)'),
+                   help="R,G,B standard deviation in pixel units (RecordIO; default: the "
+                        "--symbol export's data config, else ImageNet's %s)"
+                        % ','.join('%g' % v for v in IMAGENET_STD))
     p.add_argument('--data-nthreads', type=int, default=4, help='decoding threads')
     p.add_argument('--gpus', default='', help='GPU ids, e.g. 0,1')
     p.add_argument('--cpus', type=int, default=0, help='N CPU contexts')
@@ -57,12 +64,20 @@ def build_parser(prog=PROG):
 
 def main(argv=None, prog=PROG):
     from ..evaluate import evaluate_model, format_table
+    from ..deploy.export import _check_output_dir
     args = build_parser(prog).parse_args(argv)
+    if args.json:
+        _check_output_dir(args.json, '--json', create=False)
     result = evaluate_model(args)
     print(format_table(result))
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=1, sort_keys=True)
+        from ..training.checkpoint import atomic_write
+        _check_output_dir(args.json, '--json')
+
+        def write(tmp):
+            with open(tmp, 'w') as f:
+                json.dump(result, f, indent=1, sort_keys=True)
+        atomic_write(args.json, write)
     return 0
 
 
