@@ -280,3 +280,25 @@ def test_committed_pictures_are_readable():
     assert set(sizes) <= set(os.listdir(folder))
     for name, size in sizes.items():
         _check(os.path.join(folder, name), size)
+
+
+def test_out_under_a_file_is_one_line(tmp_path, capsys):
+    """issue 20: --out under a path that is a file is one line, exit 2, before any work."""
+    (tmp_path / 'afile').write_text('x')
+    assert _cli(['curves', str(tmp_path), '--out', str(tmp_path / 'afile' / 'c.png')]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and 'Traceback' not in err
+    assert '--out' in err and 'afile' in err and 'is a file' in err
+
+
+def test_images_use_the_model_data_config(tmp_path):
+    """issue 19: without --mean/--std/--norm the run's (or export's) data config normalizes."""
+    import argparse
+    from cmpese.cli.visualize import _data_config
+    from cmpese.data.config import dataset_config, save_data_config
+    cfg = dataset_config('digits', [70.0] * 3, [80.0] * 3)
+    save_data_config(str(tmp_path / 'data_config.json'), cfg)
+    assert _data_config(argparse.Namespace(run_dir=str(tmp_path))) == cfg
+    save_data_config(str(tmp_path / 'm-data.json'), cfg)
+    assert _data_config(argparse.Namespace(symbol=str(tmp_path / 'm-symbol.json'))) == cfg
+    assert _data_config(argparse.Namespace(run_dir=str(tmp_path / 'none'))) is None

@@ -143,6 +143,9 @@ def _images(args, meta, size):
     if (args.mean is None) != (args.std is None):
         raise UserError('--mean and --std go together')
     mean, std = args.mean, args.std
+    cfg = None if mean is not None or args.norm else _data_config(args)
+    if cfg is not None:     # the model's own preprocessing (its data config)
+        mean, std = cfg.mean, cfg.std
     norm = args.norm or (None if args.data else meta.get('dataset'))
     images = load_images(data=args.data, folder=args.images, rec=args.rec, rec_idx=args.rec_idx,
                          count=args.count, input_size=size, mean=mean, std=std,
@@ -151,6 +154,25 @@ def _images(args, meta, size):
         sys.stderr.write('note: the model was trained on %s, the images are %s\n'
                          % (meta['dataset'], images.source))
     return images
+
+
+def _data_config(args):
+    """The data config of the model (a run's data_config.json, an export's
+    ``<prefix>-data.json``, or the run directory of --params), or None."""
+    import os
+    from ..data.config import DATA_CONFIG_FILE, load_data_config
+    from ..deploy.export import run_data_config
+    from ..evaluate import export_data_config
+    run_dir = getattr(args, 'run_dir', None)
+    if run_dir and os.path.isfile(os.path.join(run_dir, DATA_CONFIG_FILE)):
+        return load_data_config(os.path.join(run_dir, DATA_CONFIG_FILE))
+    symbol = getattr(args, 'symbol', None)
+    if symbol and export_data_config(symbol) is not None:
+        return export_data_config(symbol)
+    params = getattr(args, 'params', None)
+    if params and os.path.isfile(params):
+        return run_data_config(params)
+    return None
 
 
 def _pick_units(probe, text, default):
@@ -360,6 +382,9 @@ COMMANDS = {'units': _cmd_units, 'excitations': _cmd_excitations, 'maps': _cmd_m
 
 def main(argv=None, prog=PROG):
     args = build_parser(prog).parse_args(argv)
+    if getattr(args, 'out', None):
+        from ..deploy.export import _check_output_dir
+        _check_output_dir(args.out, '--out', create=False)
     return COMMANDS[args.command](args)
 
 
