@@ -20,15 +20,27 @@ newest record, is what makes the checkpoint the current one.
 * A write that fails for lack of space, quota or permission (:func:`write_errors`) ends in
   one line (:class:`SaveError`) naming the directory and the last complete checkpoint,
   which stays resumable.
+* One run a directory (:func:`lock_run_dir`): a run holds an exclusive ``flock`` on
+  ``run.lock`` in its directory for the life of its process, and a second run started on
+  the same directory (``--resume`` or not) stops in one line (:class:`RunLocked`) naming the
+  process that holds it. The kernel drops the lock when the holder ends, however it ends
+  (kill -9 included), so a killed run never leaves the directory locked; the file itself
+  stays (it only says who held it last). In a run of several workers, worker ``r`` > 0
+  holds ``run-worker<r>.lock`` instead: the workers of one run share the directory, and
+  each lock file stands for the files its worker writes (worker 0: every run file; worker
+  ``r``: ``train-worker<r>.log``).
 """
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
+import socket
 import sys
+import time
 
 import numpy as np
 
@@ -37,10 +49,12 @@ from ..errors import UserError
 __all__ = ['atomic_write', 'sha256_file', 'save_checkpoint', 'load_checkpoint',
            'latest_checkpoint', 'find_checkpoint', 'refuse_existing_run', 'remove_stale_temps',
            'find_nonfinite', 'read_json', 'CheckpointError', 'RunExists', 'SaveError',
-           'checkpoint_clause', 'is_write_failure', 'write_errors', 'RECORD', 'TMP_MARK']
+           'checkpoint_clause', 'is_write_failure', 'write_errors', 'RECORD', 'TMP_MARK',
+           'LOCK', 'RunLocked', 'lock_run_dir', 'check_run_unlocked', 'lock_name']
 
 RECORD = 'checkpoint.json'
 TMP_MARK = '.tmp-'
+LOCK = 'run.lock'
 _STEM = re.compile(r'^epoch-(\d+)\.(params|states|json)$')
 _TMP = re.compile(r'\.tmp-(\d+)$')
 
@@ -53,6 +67,10 @@ class CheckpointError(UserError):
 
 class RunExists(UserError):
     """A new run was asked for in a directory that holds a checkpoint."""
+
+
+class RunLocked(UserError):
+    """Another process holds the run directory (:func:`lock_run_dir`)."""
 
 
 class SaveError(UserError):
@@ -353,3 +371,82 @@ def write_errors(save_dir, clause):
         if is_write_failure(err):
             raise _save_error(err, save_dir, clause()) from err
         raise
+
+
+# ---------------------------------------------------------------- one run a directory
+
+_HELD = {}      # real path of a lock file -> the descriptor that holds it (process lifetime)
+
+
+def lock_name(rank=0):
+    """The lock file of worker ``rank`` (``run.lock`` for worker 0 and single runs)."""
+    return LOCK if not rank else 'run-worker%d.lock' % rank
+
+
+def _holder(path):
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        text = ''
+    return text or 'a process that has not written its pid yet'
+
+
+def _locked(save_dir, path):
+    return RunLocked('--save-dir %s is in use by another run (%s; lock %s). Wait for it to end '
+                     'or stop it (its checkpoints stay resumable with --resume), or choose '
+                     'another --save-dir; nothing was written.' % (save_dir, _holder(path), path))
+
+
+def _busy(err):
+    return isinstance(err, BlockingIOError) or getattr(err, 'errno', None) in (
+        errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+
+
+def lock_run_dir(save_dir, rank=0):
+    """Hold ``save_dir`` for this process (worker ``rank``): an exclusive, non-blocking
+    ``flock`` on its :func:`lock_name` file, kept until the process ends (the kernel releases
+    it then, whatever ends the process). Raises :class:`RunLocked` when another process holds
+    it; a second call of the same process returns at once. On a file system without
+    ``flock`` a warning is logged and the run goes on unlocked. Returns the lock file's
+    path, or None when it could not be locked."""
+    path = os.path.join(save_dir, lock_name(rank))
+    key = os.path.realpath(path)
+    if key in _HELD:
+        return path
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)   # not inherited by exec'd children
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        os.close(fd)
+        if _busy(err):
+            raise _locked(save_dir, path) from None
+        log.warning('cannot lock %s (%s): a second run started on %s would not be stopped',
+                    path, err.strerror or err, save_dir)
+        return None
+    note = 'pid %d on %s, since %s' % (os.getpid(), socket.gethostname(),
+                                       time.strftime('%Y-%m-%d %H:%M:%S'))
+    os.ftruncate(fd, 0)
+    os.write(fd, (note + '\n').encode())
+    _HELD[key] = fd
+    return path
+
+
+def check_run_unlocked(save_dir):
+    """Raise :class:`RunLocked` when another process holds ``save_dir`` (its ``run.lock``),
+    without taking the lock: the early check, before the data are read; the lock itself is
+    taken where the run directory is made (:func:`lock_run_dir`)."""
+    path = os.path.join(save_dir, LOCK)
+    if os.path.realpath(path) in _HELD or not os.path.isfile(path):
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)   # released by the close below
+    except OSError as err:
+        if _busy(err):
+            raise _locked(save_dir, path) from None
+    finally:
+        os.close(fd)

@@ -20,6 +20,7 @@ import mxnet as mx
 
 from ..errors import ArgumentParser, ConfigError
 from .checkpoint import RECORD, CheckpointError, atomic_write, latest_checkpoint, read_json
+from .checkpoint import check_run_unlocked
 from .kvstore import dist_environment
 from .presets import default_preset, get_preset, preset_names
 
@@ -83,8 +84,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def float_list(count, what='numbers'):
-    """An argparse ``type``: ``count`` comma-separated numbers (e.g. R,G,B) as a list (as
-    config.json stores it)."""
+    """An argparse ``type``: ``count`` comma-separated finite numbers (e.g. R,G,B) as a list
+    (as config.json stores it)."""
     def parse(text):
         try:
             values = [float(v) for v in text.split(',')]
@@ -93,6 +94,9 @@ def float_list(count, what='numbers'):
         if len(values) != count:
             raise argparse.ArgumentTypeError('expected %d comma-separated %s, got %r'
                                              % (count, what, text))
+        if not all(math.isfinite(v) for v in values):
+            raise argparse.ArgumentTypeError('expected %d finite %s, got %r (NaN and inf would '
+                                             'make every input NaN)' % (count, what, text))
         return values
     return parse
 
@@ -121,6 +125,9 @@ def add_training_args(parser):
     g.add_argument('--preset', choices=preset_names(),
                    help='a paper schedule. Default: the one the papers used for --model on '
                         '--dataset')
+    g.add_argument('--force-preset', action='store_true',
+                   help='train with a --preset made for other data (an ImageNet schedule on '
+                        'small images, or the reverse), which is refused otherwise')
     epochs = g.add_argument('--epochs', type=int, metavar='N',
                             help='epochs to train (>= 1; also --num-epochs, GluonCV\'s name). '
                                  + _FROM_PRESET)
@@ -307,6 +314,7 @@ def validate_args(args, explicit):
             raise ConfigError('%s %s is larger than %s %s: the range is [%s, %s]; swap them or '
                               'change one' % (_flag(low), getattr(args, low), _flag(high),
                                               getattr(args, high), _flag(low), _flag(high)))
+    _check_normalization(args)
     for key in ('lr_steps', 'lr_steps_iter'):
         steps = getattr(args, key, None)
         for v in steps or ():
@@ -344,6 +352,58 @@ def validate_args(args, explicit):
                           '--export-from.')
 
 
+def _check_normalization(args):
+    """``--mean`` finite (float_list checks it on the command line) and ``--std`` finite
+    and > 0: inputs are divided by it."""
+    for key, positive in (('mean', False), ('std', True)):
+        values = getattr(args, key, None)
+        if values is None:
+            continue
+        if all(math.isfinite(v) and (v > 0 or not positive) for v in values):
+            continue
+        raise ConfigError('%s must be 3 finite numbers%s (R,G,B in pixel units), got %s. Pass '
+                          'e.g. %s %s (ImageNet\'s)%s.' % (
+                              _flag(key), ' > 0' if positive else '',
+                              ','.join('%g' % v for v in values), _flag(key),
+                              '58.395,57.12,57.375' if positive else '123.675,116.28,103.53',
+                              ', or 1,1,1 to subtract the mean only' if positive else ''))
+
+
+# The presets made for ImageNet (224x224 crops of 1.28 M images); every other preset is a
+# schedule for the small-image sets of train_cifar.py.
+IMAGENET_PRESETS = ('senet', 'cmpe_imagenet', 'ini_imagenet')
+
+
+def _check_preset_fits(preset, dataset):
+    """Refuse an explicit ``--preset`` made for other data than ``dataset`` (see
+    ``--force-preset``)."""
+    imagenet_preset = preset in IMAGENET_PRESETS
+    if imagenet_preset == (dataset == 'imagenet'):
+        return
+    values = get_preset(preset)
+    schedule = 'batch %d, lr %g, %s' % (
+        values['batch_size'], values['lr'], '%d epochs' % values['epochs'] if values.get('epochs')
+        else '%d iterations' % values['iterations'])
+    if imagenet_preset:
+        from ..data import OFFICIAL_SIZES
+        train = OFFICIAL_SIZES.get(dataset, {}).get('train')
+        data = ('--dataset %s (%s training images of 32x32 or less%s)' % (
+            dataset, '{:,}'.format(train) if train else 'small',
+            ', %d batch%s of %d an epoch' % (
+                max(1, train // values['batch_size']),
+                '' if train // values['batch_size'] <= 1 else 'es', values['batch_size'])
+            if train else ''))
+        made = 'an ImageNet schedule (%s, for 1.28 M images of 224x224)' % schedule
+        fix = 'the dataset\'s own preset (the default without --preset)'
+    else:
+        data = 'ImageNet-size RecordIO data'
+        made = 'a schedule for small images (%s, for CIFAR-size sets)' % schedule
+        fix = 'senet, cmpe_imagenet or ini_imagenet (the model\'s default without --preset)'
+    raise ConfigError('--preset %s is %s, but the run trains on %s. Use %s, give the values '
+                      'yourself (--batch-size, --lr, --epochs, ...), or add --force-preset to '
+                      'train with it anyway.' % (preset, made, data, fix))
+
+
 def validate_config(cfg):
     """Ranges of the resolved values (preset ones included) and the mixup epochs."""
     for key in _RANGES:
@@ -366,6 +426,9 @@ def resolve_config(args, explicit):
         preset = args.preset or default_preset(args.model, args.dataset)
     except (KeyError, ValueError) as err:
         raise ConfigError('--model %s: %s' % (args.model, str(err).strip('"')))
+    force = cfg.pop('force_preset', False)     # how a preset was accepted: not a run value
+    if args.preset and not force:
+        _check_preset_fits(preset, getattr(args, 'dataset', None))
     values = get_preset(preset)
     cfg['preset'] = preset
     cfg['preset_source'] = values.pop('source')
@@ -534,6 +597,13 @@ def check_batch_split(cfg, devices=1, per_device=False):
     """The number of workers (``DMLC_NUM_WORKER`` for a ``dist_*`` kvstore, else 1), after
     checking that the global ``--batch-size`` splits evenly over them (``per_device``: over
     the workers x ``devices``)."""
+    role = os.environ.get('DMLC_ROLE')
+    if role and 'dist' not in cfg['kvstore']:
+        raise ConfigError('DMLC_ROLE=%s is set: this process was started as a node of a '
+                          'distributed run, but --kvstore %s trains alone (every worker would '
+                          'train its own copy into one --save-dir). Pass --kvstore dist_sync to '
+                          'every worker, or unset the DMLC_* variables to train in one process.'
+                          % (role, cfg['kvstore']))
     workers = dist_environment(cfg['kvstore'])[2] if 'dist' in cfg['kvstore'] else 1
     batch = cfg['batch_size']
     if per_device and batch % (workers * devices):
@@ -592,9 +662,10 @@ def _nearest_existing(path):
     return path
 
 
-def check_save_dir(save_dir, flag='--save-dir'):
+def check_save_dir(save_dir, flag='--save-dir', busy=True):
     """Refuse a ``save_dir`` that is a file or cannot be created or written, without
-    writing anything."""
+    writing anything; with ``busy``, also one that another run holds
+    (:func:`cmpese.training.checkpoint.check_run_unlocked`)."""
     if os.path.exists(save_dir) and not os.path.isdir(save_dir):
         raise ConfigError('%s %s is a file, not a directory; pass a directory (it is created '
                           'if missing)' % (flag, save_dir))
@@ -605,11 +676,14 @@ def check_save_dir(save_dir, flag='--save-dir'):
     if not os.access(base, os.W_OK | os.X_OK):
         raise ConfigError('%s %s is not writable (%s: permission denied); choose a directory '
                           'you can write to' % (flag, save_dir, base))
+    if busy and os.path.isdir(save_dir):
+        check_run_unlocked(save_dir)
 
 
 def make_save_dir(save_dir, flag='--save-dir'):
-    """Create ``save_dir`` and check that a file can be written in it."""
-    check_save_dir(save_dir, flag)
+    """Create ``save_dir`` and check that a file can be written in it (the run's lock is
+    taken after, by the caller: :func:`cmpese.training.checkpoint.lock_run_dir`)."""
+    check_save_dir(save_dir, flag, busy=False)
     try:
         os.makedirs(save_dir, exist_ok=True)
         with tempfile.TemporaryFile(dir=save_dir):

@@ -36,6 +36,7 @@ import mxnet as mx
 from ..errors import ConfigError, deferred_interrupts
 from .checkpoint import (CheckpointError, checkpoint_clause, latest_checkpoint,
                          refuse_existing_run, write_errors)
+from .checkpoint import lock_run_dir
 from .cli import (build_model, check_batch_split, check_resume_config, check_save_dir,
                   contexts, explicit_keys, fill_help_from_config, make_save_dir,
                   parse_model_args, print_config, resolve_config, save_config)
@@ -309,6 +310,7 @@ class Trainer(object):
 
         # the run directory
         make_save_dir(save_dir)
+        lock_run_dir(save_dir, kv.rank)     # one run a directory: a second one stops here
         setup_logging(os.path.join(save_dir, 'train.log' if kv.rank == 0 else
                                    'train-worker%d.log' % kv.rank),
                       worker=(kv.rank, kv.num_workers))
