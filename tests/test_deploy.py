@@ -200,3 +200,20 @@ def test_predictor_from_an_in_memory_block(runtime):
     assert os.path.isdir(tmp)
     predictor.close()
     assert not os.path.exists(tmp)
+
+
+def test_deploy_input_size_the_export_was_not_made_for(tmp_path):
+    """issue 20: deploy --input-size other than the export's is one line, exit 2."""
+    import subprocess
+    import sys
+    from cmpese.data.config import dataset_config
+    net = init_net(cmpese.get_model('se_preresnet20'))
+    prefix = str(tmp_path / 'm')
+    export_model(net, prefix, data_config=dataset_config('digits', [78.0] * 3, [82.0] * 3))
+    done = subprocess.run([sys.executable, '-m', 'cmpese.tools.deploy', prefix, '--runtime',
+                           'mxnet', '--input-size', '28', '--repeat', '1'],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=300)
+    assert done.returncode == 2 and 'Traceback' not in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert '--input-size 28' in done.stderr and '32x32' in done.stderr

@@ -24,7 +24,9 @@ def build_parser(prog=PROG):
     parser.add_argument('model', help='export prefix or .onnx file')
     parser.add_argument('--runtime', default='auto', choices=('auto',) + RUNTIMES)
     parser.add_argument('--batch', type=int, default=1, help='batch size to time (1)')
-    parser.add_argument('--input-size', type=int, default=32)
+    parser.add_argument('--input-size', type=int,
+                        help="input height and width (default: the export's, from its data "
+                             'config or ONNX input; else 32)')
     parser.add_argument('--repeat', type=int, default=20, help='timed batches (20)')
     parser.add_argument('--threads', type=int, help="compute threads (the runtime's default)")
     return parser
@@ -32,20 +34,31 @@ def build_parser(prog=PROG):
 
 def main(argv=None, prog=PROG):
     import numpy as np
-    from ..deploy.predictor import Predictor
+    from ..deploy.predictor import InputError, Predictor
     args = build_parser(prog).parse_args(argv)
-    if args.batch < 1 or args.repeat < 1 or args.input_size < 1:
+    if args.batch < 1 or args.repeat < 1 or (args.input_size is not None and
+                                             args.input_size < 1):
         raise UserError('--batch, --repeat and --input-size must be positive integers')
     logging.basicConfig(level=logging.INFO, format='%(message)s')
+    size = args.input_size or 32
     predictor = Predictor(args.model, args.runtime, threads=args.threads,
-                          input_shape=(3, args.input_size, args.input_size))
-    x = np.random.RandomState(0).standard_normal(
-        (args.batch, 3, args.input_size, args.input_size)).astype(np.float32)
-    predictor(x)
+                          input_shape=(3, size, size))
+    if args.input_size is None and predictor.input_size:
+        size = predictor.input_size[0]
+    elif predictor.input_size and (size, size) != tuple(predictor.input_size):
+        raise UserError('--input-size %d: %s was exported for %dx%d inputs; give --input-size '
+                        '%d or leave it out' % (size, args.model, predictor.input_size[0],
+                                                predictor.input_size[1],
+                                                predictor.input_size[0]))
+    x = np.random.RandomState(0).standard_normal((args.batch, 3, size, size)).astype(np.float32)
+    try:
+        predictor.logits(x)
+    except InputError as err:
+        raise UserError('--input-size %d: %s' % (size, err))
     times = []
     for _ in range(args.repeat):
         t0 = time.perf_counter()
-        predictor(x)
+        predictor.logits(x)
         times.append(time.perf_counter() - t0)
     print('%s on %s, batch %d: median %.2f ms per batch (%.1f images/s)'
           % (args.model, predictor.runtime, args.batch, 1e3 * float(np.median(times)),
