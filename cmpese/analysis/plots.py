@@ -45,6 +45,9 @@ def plot_excitation_grid(excitations, path, title='', cmap='viridis'):
     grid = np.full((len(labels), width), np.nan)
     for i, v in enumerate(excitations.values()):
         grid[i, :len(v)] = v
+        v = np.asarray(v, dtype=np.float64)
+        if v.size > 1 and np.ptp(v) < 1e-6:   # the same gate on every channel
+            labels[i] = '%s (dead unit: constant gate %.2f)' % (labels[i], float(v[0]))
     fig = _figure(min(14, 4 + width / 12.0), 1.2 + 0.28 * len(labels))
     ax = fig.add_subplot(1, 1, 1)
     im = ax.imshow(np.ma.masked_invalid(grid), aspect='auto', cmap=cmap, vmin=0, vmax=1,
@@ -99,8 +102,9 @@ def plot_inner_maps(panels, path, title='', width=None):
             hspace=0.25)
         ax = fig.add_subplot(inner[0])
         roles = p.get('roles')
-        ax.imshow(_scaled(m, roles)[:, :cols], aspect='auto', cmap='RdBu_r', vmin=-1, vmax=1,
-                  interpolation='nearest')
+        im = ax.imshow(_scaled(m, roles)[:, :cols], aspect='auto', cmap='RdBu_r', vmin=-1,
+                       vmax=1, interpolation='nearest')
+        fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01).set_label('scaled value', fontsize=7)
         ax.set_yticks(range(m.shape[0]))
         ax.set_yticklabels(roles if roles else ['row %d' % r for r in range(m.shape[0])],
                            fontsize=7 if m.shape[0] > 4 else 8)
@@ -109,8 +113,9 @@ def plot_inner_maps(panels, path, title='', width=None):
             p['label'], m.shape[0], m.shape[1],
             '' if cols == m.shape[1] else ' (first %d columns)' % cols), fontsize=9, loc='left')
         ax2 = fig.add_subplot(inner[1])
-        ax2.imshow(np.ma.masked_invalid(e[:, :cols]), aspect='auto', cmap='Oranges', vmin=0,
-                   vmax=1, interpolation='nearest')
+        im2 = ax2.imshow(np.ma.masked_invalid(e[:, :cols]), aspect='auto', cmap='Oranges',
+                         vmin=0, vmax=1, interpolation='nearest')
+        fig.colorbar(im2, ax=ax2, fraction=0.02, pad=0.01).set_label('excitation', fontsize=7)
         ax2.set_yticks([0] if e.shape[0] == 1 else [])
         ax2.set_yticklabels(['excitation'] if e.shape[0] == 1 else [], fontsize=8)
         if e.shape[0] > 1:
@@ -147,9 +152,11 @@ def plot_class_excitations(per_block, class_names, path, title='', max_channels=
         ax.plot(range(len(pick)), overall[pick], 'k--', lw=2.0, label='all')
         ax.set_title(label, fontsize=9)
         ax.set_ylim(0, 1.02)
-        ax.set_xlabel('channel index (%d of %d, uniformly sampled)' % (len(pick), c),
-                      fontsize=8)
-        ax.set_ylabel('activation', fontsize=8)
+        ticks = np.unique(np.linspace(0, len(pick) - 1, min(6, len(pick))).round().astype(int))
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([str(pick[t]) for t in ticks], fontsize=7)
+        ax.set_xlabel('channel (%d of %d, uniformly sampled)' % (len(pick), c), fontsize=8)
+        ax.set_ylabel('excitation', fontsize=8)
         ax.grid(alpha=0.3)
         if i == 0:
             ax.legend(fontsize=6, ncol=2, loc='lower left')
@@ -179,7 +186,7 @@ def plot_grad_cam(images, maps, path, titles=None, title='', columns=6, alpha=0.
         top = cam.max()
         cam = cam / top if top > 0 else cam
         ax.imshow(img, interpolation='bilinear')
-        ax.imshow(cam, cmap='jet', alpha=alpha, vmin=0, vmax=1, interpolation='bilinear')
+        im = ax.imshow(cam, cmap='jet', alpha=alpha, vmin=0, vmax=1, interpolation='bilinear')
         ax.set_xticks([])
         ax.set_yticks([])
         if titles:
@@ -187,6 +194,8 @@ def plot_grad_cam(images, maps, path, titles=None, title='', columns=6, alpha=0.
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    fig.colorbar(im, ax=fig.axes, fraction=0.02, pad=0.01).set_label(
+        'Grad-CAM (per image, 0 to its maximum)', fontsize=7)
     return _save(fig, path)
 
 
@@ -262,8 +271,9 @@ def plot_unit_designs(designs, path, title=''):
             hspace=0.45)
         ax = fig.add_subplot(inner[0])
         roles = d.get('roles')
-        ax.imshow(_scaled(m, roles), aspect='auto', cmap='RdBu_r', vmin=-1, vmax=1,
-                  interpolation='nearest')
+        im = ax.imshow(_scaled(m, roles), aspect='auto', cmap='RdBu_r', vmin=-1, vmax=1,
+                       interpolation='nearest')
+        fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02).set_label('scaled value', fontsize=7)
         ax.set_yticks(range(m.shape[0]))
         ax.set_yticklabels(roles if roles else ['row %d' % r for r in range(m.shape[0])],
                            fontsize=7)
@@ -271,8 +281,9 @@ def plot_unit_designs(designs, path, title=''):
         ax.set_title('%s\n%s, %s (%d x %d)' % (d['name'], d['label'], d['caption'],
                                                  m.shape[0], m.shape[1]), fontsize=9)
         ax2 = fig.add_subplot(inner[1])
-        ax2.imshow(np.ma.masked_invalid(e), aspect='auto', cmap='Oranges', vmin=0, vmax=1,
-                   interpolation='nearest')
+        im2 = ax2.imshow(np.ma.masked_invalid(e), aspect='auto', cmap='Oranges', vmin=0,
+                         vmax=1, interpolation='nearest')
+        fig.colorbar(im2, ax=ax2, fraction=0.04, pad=0.02).set_label('excitation', fontsize=7)
         ax2.set_yticks([])
         ax2.set_xticks([])
         ax2.set_title('excitation (%d channels%s)' % (

@@ -332,12 +332,8 @@ def _cmd_curves(args):
             raise UserError('%s: no metrics.csv (a trainer writes it in its --save-dir after '
                             'every epoch)' % path)
         label = labels[i] if labels else None
-        if label is None:
-            cfg = os.path.join(os.path.dirname(csv_path), 'config.json')
-            label = os.path.basename(os.path.dirname(os.path.abspath(csv_path)))
-            if os.path.isfile(cfg):
-                with open(cfg) as f:
-                    label = json.load(f).get('model') or label
+        if label is None:      # the run directory: unique where model names are not
+            label = os.path.relpath(os.path.dirname(os.path.abspath(csv_path)))
         rows = read_metrics(csv_path)
         if not rows:
             raise UserError('%s holds no epoch yet' % csv_path)
