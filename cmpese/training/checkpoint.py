@@ -378,6 +378,22 @@ def write_errors(save_dir, clause):
 _HELD = {}      # real path of a lock file -> the descriptor that holds it (process lifetime)
 
 
+def _holding(key):
+    """Whether this process holds the lock file ``key`` (the same file: a directory removed
+    and made again at the same path holds a new one)."""
+    fd = _HELD.get(key)
+    if fd is None:
+        return False
+    try:
+        if os.fstat(fd).st_ino == os.stat(key).st_ino:
+            return True
+    except OSError:
+        pass
+    os.close(fd)
+    del _HELD[key]
+    return False
+
+
 def lock_name(rank=0):
     """The lock file of worker ``rank`` (``run.lock`` for worker 0 and single runs)."""
     return LOCK if not rank else 'run-worker%d.lock' % rank
@@ -412,7 +428,7 @@ def lock_run_dir(save_dir, rank=0):
     path, or None when it could not be locked."""
     path = os.path.join(save_dir, lock_name(rank))
     key = os.path.realpath(path)
-    if key in _HELD:
+    if _holding(key):
         return path
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)   # not inherited by exec'd children
     try:
@@ -437,7 +453,7 @@ def check_run_unlocked(save_dir):
     without taking the lock: the early check, before the data are read; the lock itself is
     taken where the run directory is made (:func:`lock_run_dir`)."""
     path = os.path.join(save_dir, LOCK)
-    if os.path.realpath(path) in _HELD or not os.path.isfile(path):
+    if _holding(os.path.realpath(path)) or not os.path.isfile(path):
         return
     try:
         fd = os.open(path, os.O_RDONLY)
