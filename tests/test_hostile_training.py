@@ -318,12 +318,16 @@ def killed_in_export(cifar_dir, tmp_path_factory):
     return save, left
 
 
-@pytest.mark.xfail(strict=True, reason='the export is not atomic yet: cmpese/deploy/export.py '
-                                       'writes under the final name (issue 20, the deploy side)')
 def test_kill_during_export_leaves_no_partial_file_under_its_final_name(killed_in_export):
+    """The export is written under temporary names and moved into place (it left an empty
+    <model>-0000.params under its final name before)."""
     _, left = killed_in_export
-    params = '%s-0000.params' % TINY
-    assert params not in left or left[params] > 0, left
+    assert sorted(left) == ['%s.tmp-%s' % (TINY, tail) for tail in (
+        '%s-0000.params' % left_pid(left), '%s-symbol.json' % left_pid(left))], left
+
+
+def left_pid(left):
+    return re.search(r'\.tmp-(\d+)-', sorted(left)[0]).group(1)
 
 
 def test_kill_during_export_then_resume_export_writes_a_whole_export(killed_in_export,

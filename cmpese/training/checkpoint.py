@@ -56,7 +56,8 @@ RECORD = 'checkpoint.json'
 TMP_MARK = '.tmp-'
 LOCK = 'run.lock'
 _STEM = re.compile(r'^epoch-(\d+)\.(params|states|json)$')
-_TMP = re.compile(r'\.tmp-(\d+)$')
+# '<name>.tmp-<pid>', and the export's '<prefix>.tmp-<pid>-0000.params' / '-symbol.json'
+_TMP = re.compile(r'\.tmp-(\d+)(-[^.]*\.[a-z]+)?$')
 
 log = logging.getLogger('cmpese.train')
 
@@ -116,8 +117,9 @@ def _pid_alive(pid):
 
 
 def remove_stale_temps(save_dir):
-    """Remove the ``*.tmp-<pid>`` files (in ``save_dir`` and ``save_dir/export``) whose
-    writing process no longer runs; returns their paths."""
+    """Remove the ``*.tmp-<pid>`` files (in ``save_dir`` and ``save_dir/export``; the
+    export's ``<prefix>.tmp-<pid>-0000.params`` too) whose writing process no longer runs;
+    returns their paths."""
     removed = []
     for folder in (save_dir, os.path.join(save_dir, 'export')):
         if not os.path.isdir(folder):
