@@ -3,8 +3,8 @@ Res-SE-Net) in MXNet Gluon, with every model registered into GluonCV's model zoo
 __version__ = '0.1.0'
 
 # A trainer started as a server or scheduler would become that node when mxnet loads (and wait,
-# silent): refuse it first (cmpese/cli/launch.py imports no mxnet).
-from .cli.launch import refuse_stray_role as _refuse_stray_role  # noqa: E402
+# silent): refuse it first (cmpese/roles.py imports no mxnet).
+from .roles import refuse_stray_role as _refuse_stray_role  # noqa: E402
 _refuse_stray_role()
 
 from . import models, units  # noqa: E402

@@ -215,7 +215,7 @@ def test_digits_and_metadata():
     assert not data.dataset_info('svhn').augment and data.dataset_info('svhn').classes == 10
     assert data.DATASETS['cifar100']['classes'] == 100
     with pytest.raises(ValueError, match='unknown dataset'):
-        data.load_dataset('mnist')
+        data.load_dataset('kmnist')
 
 
 def test_channel_stats_exact():
