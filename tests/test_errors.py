@@ -3,7 +3,6 @@ traceback, the flag or file named, nothing written), for bad numbers, contradict
 --model-args, bad data files and directories, and a dist kvstore without a launcher. Most
 cases call the command's main() in this process (the same code path as the command line,
 minus the interpreter start); the first test runs the real command line."""
-import logging
 import os
 import subprocess
 import sys
@@ -29,23 +28,6 @@ def _train_cifar():
     return train_cifar
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """main() adds log handlers to the root logger; take them away after each test."""
-    root = logging.getLogger()
-    before = list(root.handlers)
-    yield
-    for h in list(root.handlers):
-        if h not in before:
-            root.removeHandler(h)
-            h.close()
-
-
-@pytest.fixture(scope='module')
-def cifar_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp('cifar')
-    write_cifar10(root, synthetic_images(20, 10, seed=1), synthetic_images(10, 10, seed=2))
-    return root
 
 
 def _main(argv, capsys):

@@ -5,7 +5,6 @@ its .idx), a same-size garbage .rec, an empty .idx, the .idx of another .rec, a 
 that holds no image, and labels beyond --classes in a set without .lst or synset.txt. The
 files are made with MXNet's own recordio writer (tests/test_imagenet.write_rec), then
 damaged by hand."""
-import logging
 import os
 import shutil
 
@@ -25,15 +24,6 @@ from cmpese.data.recordio_check import (MAGIC, RecordFileError, RecordLabelError
 TINY = 'cmpe_se_wrn10_1_1x1'
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    root = logging.getLogger()
-    before = list(root.handlers)
-    yield
-    for h in list(root.handlers):
-        if h not in before:
-            root.removeHandler(h)
-            h.close()
 
 
 @pytest.fixture(scope='module')

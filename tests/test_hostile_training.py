@@ -12,7 +12,6 @@ no traceback, the flag, file or variable named) or a named recovery, and lose no
 Most cases call a command's main() in this process (the command line's code path minus the
 interpreter start); the ones about processes run the real command lines."""
 import json
-import logging
 import os
 import re
 import signal
@@ -39,22 +38,6 @@ SCRIPT = os.path.join(ROOT, 'train_cifar.py')
 TINY = 'cmpe_se_wrn10_1_1x1'
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    root = logging.getLogger()
-    before = list(root.handlers)
-    yield
-    for h in list(root.handlers):
-        if h not in before:
-            root.removeHandler(h)
-            h.close()
-
-
-@pytest.fixture(scope='module')
-def cifar_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp('cifar')
-    write_cifar10(root, synthetic_images(20, 10, seed=1), synthetic_images(10, 10, seed=2))
-    return root
 
 
 def _env(**kw):

@@ -1,14 +1,6 @@
-"""Single-crop evaluation of a trained model: top-1 / top-5 error, images counted, images/s,
-parameters and FLOPs in one table (:mod:`cmpese.evaluate` has the details).
-
-    python -m cmpese.evaluate --model se_resnet50 --params runs/x/best.params \\
-        --rec-val val.rec [--rec-val-idx val.idx] [--batch-size 64] [--classes 1000]
-    python -m cmpese.evaluate --symbol runs/x/export/se_resnet50-symbol.json \\
-        --params runs/x/export/se_resnet50-0000.params --rec-val val.rec
-    python -m cmpese.evaluate --model cmpe_se_preresnet20_1x1 --params best.params \\
-        --dataset digits
-    ... --json result.json       # the same figures as JSON
-"""
+"""The command line of ``python -m cmpese.evaluate`` (``cmpese-evaluate``): single-crop
+top-1 / top-5 error, images counted, images/s, parameters and FLOPs of a trained model, from
+a zoo name + parameters or an export. Usage and what is measured: :mod:`cmpese.evaluate`."""
 import json
 import sys
 

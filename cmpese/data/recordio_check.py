@@ -29,7 +29,6 @@ runs the same checks from the command line, and ``--write-idx`` rebuilds a lost 
 ``.idx`` from a sound ``.rec`` (keys from the records' ``IRHeader.id``, as im2rec numbers
 them).
 """
-import argparse
 import collections
 import os
 import struct
@@ -263,6 +262,22 @@ def _stamp(path):
     return os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino
 
 
+def _scan(rec, idx, flag, idx_flag):
+    """``(keys, offsets, labels)`` of ``rec``: its first record checked, then the records
+    its ``idx`` lists (each checked against the file), or the chain of records without one."""
+    size = os.path.getsize(rec)
+    if size == 0:
+        _first_record(None, 0, rec, flag)
+    mm = np.memmap(rec, dtype=np.uint8, mode='r')
+    try:
+        _first_record(mm, size, rec, flag)
+        if idx is not None:
+            return _check_index(mm, size, rec, idx, flag, idx_flag)
+        return _walk(mm, size, rec, flag)
+    finally:
+        del mm
+
+
 def check_record_set(rec, idx=None, flag='--rec-train', idx_flag=None):
     """Check ``rec`` (and its ``idx``, when given) as the module docstring says; returns a
     :class:`RecordSet`. Raises :class:`RecordFileError` naming the file and ``flag``
@@ -274,18 +289,7 @@ def check_record_set(rec, idx=None, flag='--rec-train', idx_flag=None):
     key = (_stamp(rec), _stamp(idx) if idx else None)
     if key in _CHECKED:
         return _CHECKED[key]
-    size = os.path.getsize(rec)
-    if size == 0:
-        _first_record(None, 0, rec, flag)
-    mm = np.memmap(rec, dtype=np.uint8, mode='r')
-    try:
-        _first_record(mm, size, rec, flag)
-        if idx is not None:
-            keys, offsets, labels = _check_index(mm, size, rec, idx, flag, idx_flag)
-        else:
-            keys, offsets, labels = _walk(mm, size, rec, flag)
-    finally:
-        del mm
+    keys, offsets, labels = _scan(rec, idx, flag, idx_flag)
     result = RecordSet(rec, idx, len(keys), keys, offsets, labels)
     _CHECKED[key] = result
     return result
@@ -319,15 +323,7 @@ def write_index(rec, idx):
     """Write ``idx`` for the sound ``rec`` (as im2rec does: ``id<TAB>offset`` a record,
     the key from the record's ``IRHeader.id``), through a temporary file; returns the
     record count. Refuses when the ``.rec`` itself is damaged."""
-    size = os.path.getsize(rec)
-    if size == 0:
-        _first_record(None, 0, rec, None)
-    mm = np.memmap(rec, dtype=np.uint8, mode='r')
-    try:
-        _first_record(mm, size, rec, None)
-        ids, offsets, _ = _walk(mm, size, rec, None)
-    finally:
-        del mm
+    ids, offsets, _ = _scan(rec, None, None, None)
     if len(set(ids.tolist())) != len(ids):
         ids = np.arange(len(ids))       # ids not unique: number the records in file order
     tmp = '%s.tmp-%d' % (idx, os.getpid())

@@ -119,15 +119,18 @@ def _pid_alive(pid):
 def remove_stale_temps(save_dir):
     """Remove the ``*.tmp-<pid>`` files (in ``save_dir`` and ``save_dir/export``; the
     export's ``<prefix>.tmp-<pid>-0000.params`` too) whose writing process no longer runs;
-    returns their paths."""
+    returns their paths. While this process holds the directory's lock (the lead worker
+    of a run, the only one that writes there), every such file is stale, whatever its pid:
+    after a kill the pid may be in use again."""
     removed = []
+    held = _holding(os.path.realpath(os.path.join(save_dir, LOCK)))
     for folder in (save_dir, os.path.join(save_dir, 'export')):
         if not os.path.isdir(folder):
             continue
         for name in sorted(os.listdir(folder)):
             m = _TMP.search(name)
             path = os.path.join(folder, name)
-            if m and os.path.isfile(path) and not _pid_alive(int(m.group(1))):
+            if m and os.path.isfile(path) and (held or not _pid_alive(int(m.group(1)))):
                 os.remove(path)
                 removed.append(path)
     return removed

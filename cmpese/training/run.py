@@ -36,7 +36,7 @@ import mxnet as mx
 from ..errors import ConfigError, deferred_interrupts
 from .checkpoint import (CheckpointError, checkpoint_clause, latest_checkpoint,
                          refuse_existing_run, write_errors)
-from .checkpoint import lock_run_dir
+from .checkpoint import lock_run_dir, remove_stale_temps
 from .cli import (build_model, check_batch_split, check_resume_config, check_save_dir,
                   contexts, explicit_keys, fill_help_from_config, make_save_dir,
                   parse_model_args, print_config, resolve_config, save_config)
@@ -101,20 +101,6 @@ def _select_exported(net, cfg, save_dir, ctx, state):
     return dict(source=source, epoch=epoch, test_error=error)
 
 
-def _remove_export_temps(folder):
-    """Remove the ``*.tmp-<pid>...`` files an export cut short left in ``folder``. This
-    process holds the run directory's lock, so none of them can be another writer's (a
-    check of their pid would not do: after a kill the pid may be in use again)."""
-    if not os.path.isdir(folder):
-        return
-    mine = '.tmp-%d' % os.getpid()
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
-        if '.tmp-' in name and mine not in name and os.path.isfile(path):
-            os.remove(path)
-            log.info('removed %s, left by an interrupted export', path)
-
-
 def export_trained(net, cfg, save_dir, input_shape, ctx, state, data_config=None):
     """``--export``: the network of the epoch ``--export-from`` names (default the best:
     best.params) as symbol JSON + params in ``save_dir/export`` (a float16 network cast back
@@ -135,7 +121,8 @@ def export_trained(net, cfg, save_dir, input_shape, ctx, state, data_config=None
         cast = cfg.get('dtype') == 'float16'
         if cast:
             net.cast('float32')
-        _remove_export_temps(os.path.dirname(prefix))
+        for path in remove_stale_temps(save_dir):      # an export a kill cut short
+            log.info('removed %s, left by an interrupted write', path)
         sym, params = export_model(net, prefix, input_shape, ctx=ctx[0])
         state['export'] = [sym, params]
         data_json = None
