@@ -222,7 +222,7 @@ def test_measure_io_and_synthetic_loader(pattern_rec):
 
 # ---------------------------------------------------------------- demo set
 
-def test_demo_set_from_installed_photographs(tmp_path):
+def test_demo_set_from_installed_photographs(tmp_path, capsys):
     from cmpese.cli.demo_imagenet import main as demo_main
     from cmpese.data import demo_imagenet
     from cmpese.errors import run
@@ -233,6 +233,10 @@ def test_demo_set_from_installed_photographs(tmp_path):
     code = run(demo_main, ['--out', str(out), '--train-per-class', '4',
                            '--val-per-class', '2', '--size', '24'])
     assert code == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == 'train: python train_imagenet.py --model se_resnet50 --rec-train ' \
+        '%s --rec-val %s --input-size 64 --batch-size 16 --epochs 10 --lr 0.05 --lr-steps 7 ' \
+        '--save-dir runs/demo --export' % (out / 'train.rec', out / 'val.rec')
     for name in ('train.rec', 'train.idx', 'train.lst', 'val.rec', 'val.idx', 'synset.txt'):
         assert (out / name).exists(), name
     assert (out / 'synset.txt').read_text().split() == ['china', 'flower', 'grace_hopper']

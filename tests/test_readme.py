@@ -42,6 +42,14 @@ def test_readme_snippets_define_their_names():
                 _python_blocks(text))), '%s is used but never defined' % name
 
 
+def test_demo_builder_prints_the_readme_train_command():
+    """What `python -m cmpese.data.demo_imagenet --out data/demo` tells a user to run next is
+    the README's train command, word for word."""
+    from cmpese.cli.demo_imagenet import train_command
+    assert shlex.split(train_command('data/demo')) == _command(
+        _readme(), 'python train_imagenet.py --model se_resnet50 --rec-train data/demo/')
+
+
 def test_readme_export_command_and_python_blocks_run(tmp_path):
     import cmpese
     from cmpese.data import load_train_test

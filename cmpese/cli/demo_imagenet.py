@@ -7,13 +7,23 @@ Writes ``DIR/train.rec``, ``train.idx``, ``val.rec``, ``val.idx``, the ``.lst`` 
 ``synset.txt``, packed by MXNet's im2rec; an existing set in ``DIR`` is refused. How the set is
 cut: :mod:`cmpese.data.demo_imagenet`.
 """
+import os
 import sys
 
 from ..errors import ArgumentParser, UserError
 
-__all__ = ['build_parser', 'main', 'console', 'PROG']
+__all__ = ['build_parser', 'main', 'console', 'train_command', 'PROG']
 
 PROG = 'python -m cmpese.data.demo_imagenet'
+
+
+def train_command(out):
+    """The command that trains on the set in ``out``: the README's, word for word when
+    ``out`` is ``data/demo`` (tests/test_readme.py checks it)."""
+    return ('python train_imagenet.py --model se_resnet50 --rec-train %s --rec-val %s '
+            '--input-size 64 --batch-size 16 --epochs 10 --lr 0.05 --lr-steps 7 '
+            '--save-dir runs/demo --export' % (os.path.join(out, 'train.rec'),
+                                                os.path.join(out, 'val.rec')))
 
 
 def build_parser(prog=PROG):
@@ -28,7 +38,6 @@ def build_parser(prog=PROG):
 
 
 def main(argv=None, prog=PROG):
-    import os
     from ..data.demo_imagenet import CLASSES, build_demo
     args = build_parser(prog).parse_args(argv)
     if args.size < 16:
@@ -48,9 +57,7 @@ def main(argv=None, prog=PROG):
     print('  %s %s\n  %s %s\n  %s' % (paths['train']['rec'], paths['train']['idx'],
                                       paths['val']['rec'], paths['val']['idx'],
                                       paths['synset']))
-    print('train: python train_imagenet.py --model se_resnet50 --rec-train %s --rec-val %s '
-          '--input-size 64 --batch-size 16 --epochs 10 --lr 0.05 --lr-steps 7 --export'
-          % (paths['train']['rec'], paths['val']['rec']))
+    print('train: ' + train_command(args.out))
     return 0
 
 
