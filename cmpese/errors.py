@@ -117,6 +117,16 @@ def _dist_active():
     return bool(module is not None and getattr(module, 'ACTIVE', None))
 
 
+def _worker_tag():
+    """The rank tag ('[worker 1/2] ') that the command's log lines carry in a run of several
+    workers (:func:`cmpese.training.report.setup_logging` sets it on its stream handler), so
+    that a worker's last stderr line says whose it is; '' otherwise."""
+    for h in logging.getLogger().handlers:
+        if getattr(h, '_cmpese', None) == 'stream':
+            return getattr(h, '_cmpese_prefix', '')
+    return ''
+
+
 def _print_traceback(hard):
     """Before an ``os._exit`` the interpreter prints no traceback: print it here."""
     if hard is not None:
@@ -160,7 +170,7 @@ def run(main, argv=None, prog=None):
         text = err.message
         if _signal_name(err.signum) not in text:
             text += ' (%s)' % _signal_name(err.signum)
-        sys.stderr.write('%s: %s\n' % (prog, text))
+        sys.stderr.write('%s%s: %s\n' % (_worker_tag(), prog, text))
         _to_log_files(text)
         return err.code
     except USER_ERRORS as err:
@@ -171,7 +181,7 @@ def run(main, argv=None, prog=None):
             _print_traceback(hard)
             raise
         text = str(err).strip().strip('"')
-        sys.stderr.write('%s: error: %s\n' % (prog, text))
+        sys.stderr.write('%s%s: error: %s\n' % (_worker_tag(), prog, text))
         _to_log_files('error: ' + text)
         return code
     except SystemExit:

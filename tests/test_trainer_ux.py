@@ -183,6 +183,24 @@ def test_log_lines_rank_prefix_and_mxnet_rate_lines_at_debug(tmp_path):
                      (tmp_path / 'a.log').read_text())
 
 
+def test_a_workers_last_error_line_carries_its_rank(tmp_path, capsys):
+    """The one line errors.run prints when a worker stops on a user error names the worker,
+    like every log line before it; a run of one worker prints it bare."""
+    from cmpese.errors import UserError, run as run_cli
+
+    def fails(argv):
+        raise UserError('--rec-train x.rec: no such file')
+    assert run_cli(fails, [], prog='train_imagenet.py') == 2
+    assert capsys.readouterr().err == 'train_imagenet.py: error: --rec-train x.rec: no such ' \
+        'file\n'
+    setup_logging(str(tmp_path / 'w.log'), worker=(1, 2))
+    assert run_cli(fails, [], prog='train_imagenet.py') == 2
+    assert capsys.readouterr().err == '[worker 1/2] train_imagenet.py: error: --rec-train ' \
+        'x.rec: no such file\n'
+    assert re.search(r' ERROR \[worker 1/2\] error: --rec-train x.rec: no such file$',
+                     (tmp_path / 'w.log').read_text(), re.M)
+
+
 # ---------------------------------------------------------------- a run end to end
 
 @pytest.fixture(scope='module')
