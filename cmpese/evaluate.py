@@ -231,7 +231,7 @@ def evaluate_model(args):
         loader = RecordLoader(args.rec_val, args.rec_val_idx, args.batch_size, train=False,
                               input_size=size, mean=mean, std=std,
                               threads=args.data_nthreads, pinned=bool(args.gpus),
-                              flag='--rec-val')
+                              flag='--rec-val', classes=classes)
         data_desc = '%s: %d images, short side %d, centre crop %d' % (
             os.path.basename(args.rec_val), loader.num_records, loader.resize, size)
         expected = loader.num_records

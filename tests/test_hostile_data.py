@@ -162,6 +162,37 @@ def test_labels_beyond_classes_name_the_record_and_the_flag(sets, tmp_path, caps
     assert not save.exists()
 
 
+def test_val_labels_beyond_classes_are_refused_before_training(sets, tmp_path, capsys):
+    """A validation set with a class the training set lacks (labels 0..4, --classes 4) was
+    scored without a word: refused before the first batch, naming --rec-val."""
+    val = write_rec(str(tmp_path / 'val5'), *synthetic_images(10, 5, seed=3, size=24))
+    os.remove(os.path.splitext(val[0])[0] + '.lst')
+    save = tmp_path / 'run'
+    code, line = _train(_train_args(sets['train'][0], val[0], save), capsys)
+    assert code == 2 and not save.exists()
+    assert line.startswith('train_imagenet.py: error: --rec-val %s: record key ' % val[0]), line
+    assert 'has label 4, but the model gets 4 classes (--classes), so labels must be 0..3; ' \
+        'the largest label is 4: pass --classes 5' in line
+    # evaluate refuses it the same way
+    code = errors.run(evaluate_cli.main, ['--model', TINY, '--rec-val', val[0], '--classes', '4',
+                                          '--input-size', '16'], prog='evaluate')
+    line = _one_line(capsys.readouterr().err, 'evaluate')
+    assert code == 2 and ('--rec-val %s: record key' % val[0]) in line
+    assert 'pass --classes 5' in line
+
+
+@pytest.mark.parametrize('std, why', [('0,0,0', '> 0'), ('1,-1,1', '> 0'),
+                                      ('1,inf,1', 'finite')])
+def test_evaluate_std_must_be_positive_and_finite(sets, std, why, capsys):
+    """evaluate --std 0 divided every input by zero and reported chance accuracy."""
+    code = errors.run(evaluate_cli.main, ['--model', TINY, '--rec-val', sets['val'][0],
+                                          '--classes', '4', '--input-size', '16', '--std', std],
+                      prog='evaluate')
+    line = _one_line(capsys.readouterr().err, 'evaluate')
+    assert code == 2 and line.startswith('evaluate: error: argument --std: expected 3 ')
+    assert why in line and repr(std) in line
+
+
 def test_negative_and_fractional_labels_are_refused(tmp_path):
     rec, idx = write_rec(str(tmp_path / 'odd'), *synthetic_images(4, 2, seed=3, size=16))
     rec2, idx2 = write_rec(str(tmp_path / 'neg'), synthetic_images(4, 2, seed=3, size=16)[0],

@@ -43,7 +43,7 @@ def build_parser(prog=PROG):
                    help="R,G,B mean in pixel units (RecordIO; default: the --symbol export's "
                         "data config, else ImageNet's %s)" % ','.join('%g' % v for v in
                                                                      IMAGENET_MEAN))
-    p.add_argument('--std', type=float_list(3, 'numbers (R,G,B)'),
+    p.add_argument('--std', type=float_list(3, 'numbers (R,G,B)', positive=True),
                    help="R,G,B standard deviation in pixel units (RecordIO; default: the "
                         "--symbol export's data config, else ImageNet's %s)"
                         % ','.join('%g' % v for v in IMAGENET_STD))

@@ -200,7 +200,7 @@ def record_loaders(cfg, kv, ctx):
     val = None
     if cfg.get('rec_val'):
         val = RecordLoader(cfg['rec_val'], cfg.get('rec_val_idx'), local, train=False,
-                           flag='--rec-val', **common)
+                           flag='--rec-val', classes=cfg['classes'], **common)
     return train, val
 
 

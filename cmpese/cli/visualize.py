@@ -54,7 +54,7 @@ def _image_args(p, count):
                                   'run\'s dataset; ImageNet statistics for 224-pixel models)')
     g.add_argument('--mean', type=float_list(3, 'numbers (R,G,B in pixel units)'),
                    help='R,G,B mean in pixel units (overrides --norm)')
-    g.add_argument('--std', type=float_list(3, 'numbers (R,G,B in pixel units)'),
+    g.add_argument('--std', type=float_list(3, 'numbers (R,G,B in pixel units)', positive=True),
                    help='R,G,B standard deviation in pixel units')
     g.add_argument('--seed', type=int, default=0, help='which images of a split (0)')
 

@@ -83,9 +83,10 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return text + ' (default: %(default)s)'
 
 
-def float_list(count, what='numbers'):
+def float_list(count, what='numbers', positive=False):
     """An argparse ``type``: ``count`` comma-separated finite numbers (e.g. R,G,B) as a list
-    (as config.json stores it)."""
+    (as config.json stores it); ``positive``: each > 0 (a standard deviation divides every
+    input)."""
     def parse(text):
         try:
             values = [float(v) for v in text.split(',')]
@@ -97,6 +98,10 @@ def float_list(count, what='numbers'):
         if not all(math.isfinite(v) for v in values):
             raise argparse.ArgumentTypeError('expected %d finite %s, got %r (NaN and inf would '
                                              'make every input NaN)' % (count, what, text))
+        if positive and not all(v > 0 for v in values):
+            raise argparse.ArgumentTypeError('expected %d %s > 0, got %r (every input is '
+                                             'divided by them; 1,1,1 subtracts the mean only)'
+                                             % (count, what, text))
         return values
     return parse
 
