@@ -92,8 +92,6 @@ def build_parser(prog=PROG):
     g = parser.add_argument_group('ImageNet training')
     g.add_argument('--label-smoothing', type=float, default=0.0,
                    help='targets (1 - eps) one-hot + eps / classes')
-    g.add_argument('--warmup-epochs', type=int, default=0,
-                   help='linear learning-rate warmup from 0 over these epochs')
     g.add_argument('--dtype', default='float32', choices=DTYPES,
                    help='float16: GPUs, multi-precision SGD; bfloat16: MXNet AMP (CPU)')
     g.add_argument('--benchmark', action='store_true',

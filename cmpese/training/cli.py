@@ -45,7 +45,7 @@ RESUME_CHANGEABLE = ('lr', 'momentum', 'wd', 'epochs', 'iterations', 'mixup', 'm
 
 # Training values a preset provides (overridable).
 PRESET_KEYS = ('optimizer', 'momentum', 'wd', 'batch_size', 'lr', 'epochs', 'iterations',
-               'lr_steps', 'lr_steps_frac', 'lr_steps_iter', 'lr_factor')
+               'lr_steps', 'lr_steps_frac', 'lr_steps_iter', 'lr_factor', 'warmup_epochs')
 
 # The options of GluonCV's and timm's training scripts that mean what one of ours means:
 # (their flag, ours, whose, a note). They are accepted as aliases (docs/training.md).
@@ -145,6 +145,9 @@ def add_training_args(parser):
                         'evenly between them (GluonCV\'s --batch-size is per device: multiply '
                         'it by the devices and workers). ' + _FROM_PRESET)
     g.add_argument('--lr', type=float, help='initial learning rate (> 0). ' + _FROM_PRESET)
+    g.add_argument('--warmup-epochs', type=int, metavar='N',
+                   help='raise the rate linearly from 0 to --lr over the first N epochs (He et '
+                        'al.\'s warm-up for very deep nets; 0: none). ' + _FROM_PRESET)
     g.add_argument('--lr-steps', type=_number_list, metavar='E1,E2,..',
                    help='epochs after which the rate is multiplied by --lr-factor, e.g. '
                         '60,120,160. ' + _FROM_PRESET)
@@ -264,12 +267,12 @@ _RANGES = {
     'data_prefetch': (int, 0, True, None, None, '2'),
     'dist_timeout': (float, 0, False, None, None, '60'),
     'log_interval': (int, 0, True, None, None, '50'),
+    'warmup_epochs': (int, 0, True, None, None, '1'),
     # train_imagenet
     'classes': (int, 2, True, None, None, '1000'),
     'input_size': (int, 16, True, None, None, '224'),
     'data_nthreads': (int, 1, True, None, None, '4'),
     'label_smoothing': (float, 0, True, 1, False, '0.1'),
-    'warmup_epochs': (int, 0, True, None, None, '5'),
     'benchmark_batches': (int, 1, True, None, None, '10'),
     'benchmark_rounds': (int, 1, True, None, None, '3'),
     'test_io_batches': (int, 1, True, None, None, '50'),
