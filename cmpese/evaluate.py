@@ -73,7 +73,8 @@ def _load_net(args, classes, ctx, input_shape):
         if not os.path.isfile(params):
             raise UserError('--params %s does not exist; give the .params written beside '
                             '%s' % (params, args.symbol))
-        _check_exported_files(args.symbol, params)
+        from .deploy.export import check_exported
+        check_exported(args.symbol, params, symbol_flag='--symbol', params_flag='--params')
         net, runtime = _exported(args, params, ctx, input_shape)
         return net, '%s (%s; runtime %s)' % (os.path.basename(args.symbol), params, runtime)
     if not args.model:
@@ -96,28 +97,6 @@ def _load_net(args, classes, ctx, input_shape):
                              'trained with.')
     net.hybridize(static_alloc=True, static_shape=True)
     return net, '%s (%s)' % (args.model, args.params)
-
-
-def _check_exported_files(symbol, params):
-    """One line naming the file when the symbol is not an MXNet graph JSON or the params file
-    is not a complete MXNet parameter file (truncated, garbage)."""
-    import mxnet as mx
-    from .errors import UserError
-    try:
-        with open(symbol) as f:
-            graph = json.load(f)
-        if not isinstance(graph, dict) or 'nodes' not in graph:
-            raise ValueError('no "nodes" list')
-    except (OSError, ValueError, UnicodeDecodeError) as err:
-        raise UserError('--symbol %s is not an MXNet symbol JSON (%s); give the '
-                        '<prefix>-symbol.json an export wrote' % (symbol, str(err)[:100]))
-    try:
-        mx.nd.load(params)
-    except Exception as err:   # MXNetError on a truncated or foreign file
-        from .weights.params import _reason
-        raise UserError('--params %s is not a complete MXNet parameter file (%s); export the '
-                        'model again (python -m cmpese.tools.export)'
-                        % (params, _reason(err, 100).replace('Traceback', 'traceback')))
 
 
 def export_data_config(symbol):
@@ -160,6 +139,13 @@ def _exported(args, params, ctx, input_shape):
         if Predictor is not None:
             predictor = Predictor(prefix, runtime=args.runtime, epoch=int(match.group(1)),
                                   input_shape=tuple(input_shape[1:]))
+            if predictor.input_size and tuple(predictor.input_size) != tuple(input_shape[2:]):
+                from .errors import UserError
+                raise UserError('%s was exported for %dx%d inputs, the evaluation gives %dx%d; '
+                                'give --input-size %d (RecordIO) or the --dataset it was '
+                                'trained on' % ((args.symbol,) + tuple(predictor.input_size) +
+                                                tuple(input_shape[2:]) +
+                                                (predictor.input_size[0],)))
             return _PredictorNet(predictor), predictor.runtime
     if args.runtime not in ('auto', 'mxnet'):
         from .errors import UserError
@@ -220,8 +206,15 @@ def evaluate_model(args):
                         'cifar10|cifar100|svhn|fashion-mnist|mnist|digits')
     if args.batch_size < 1:
         raise UserError('--batch-size must be at least 1, got %d' % args.batch_size)
+    if args.input_size is not None and args.input_size < 1:
+        raise UserError('--input-size must be a positive integer, got %d' % args.input_size)
     classes, classes_from = _classes_for(args)
     data_cfg = export_data_config(args.symbol)
+    if data_cfg is not None and args.input_size and args.input_size != data_cfg.input_size:
+        raise UserError('--input-size %d: the export %s was made for %dx%d inputs (its data '
+                        'config); leave --input-size out' % (args.input_size, args.symbol,
+                                                             data_cfg.input_size,
+                                                             data_cfg.input_size))
     if args.rec_val:
         from .data.imagenet import IMAGENET_MEAN, IMAGENET_STD, RecordLoader
         # an export's data config gives the size, mean and std unless the flags do
@@ -238,7 +231,11 @@ def evaluate_model(args):
     else:
         from .data import BatchLoader, load_train_test
         from .data.datasets import DATASETS
-        size = args.input_size or DATASETS[args.dataset]['size']
+        size = DATASETS[args.dataset]['size']
+        if args.input_size and args.input_size != size:
+            raise UserError('--input-size %d: --dataset %s is evaluated at its own %dx%d (its '
+                            'images are not resized); leave --input-size out'
+                            % (args.input_size, args.dataset, size, size))
         if data_cfg is not None and data_cfg.dataset != args.dataset:
             raise UserError('--dataset %s: the export %s was trained on %s (its data config)'
                             % (args.dataset, args.symbol, data_cfg.dataset))

@@ -377,8 +377,14 @@ def get_model(name, classes=None, pretrained=False, root=None, ctx=None, **kwarg
 
 def register_gluoncv():
     """Register every cmpese name into ``gluoncv.model_zoo`` so that
-    ``gluoncv.model_zoo.get_model(name)`` builds our models. Called by ``import cmpese``."""
+    ``gluoncv.model_zoo.get_model(name)`` builds our models. Called by ``import cmpese``.
+
+    GluonCV's ``get_model`` is wrapped (:func:`_gluoncv_get_model`) so that it also builds
+    the names :func:`get_model` parses (other depths, widths and Table I sets), and an
+    unknown name close to a cmpese one gets one line with the closest names instead of
+    GluonCV's whole model list; every other call is GluonCV's own."""
     try:
+        import gluoncv.model_zoo as gcv_package
         from gluoncv.model_zoo import model_zoo as gcv_zoo
     except ImportError:  # GluonCV is optional at run time
         return False
@@ -388,7 +394,30 @@ def register_gluoncv():
             raise RuntimeError('GluonCV already has a model named %r; cmpese will not shadow it'
                                % name)
         gcv_zoo._models[name] = _gluoncv_entry(name)
+    for module in (gcv_zoo, gcv_package):
+        if not getattr(module.get_model, '_cmpese', False):
+            module.get_model = _gluoncv_get_model(module.get_model, gcv_zoo._models)
     return True
+
+
+def _gluoncv_get_model(original, models):
+    """GluonCV's ``get_model`` that knows cmpese's parsed names and suggests cmpese's
+    closest names for an unknown one (:func:`register_gluoncv`)."""
+    @functools.wraps(original)
+    def get_model_gluoncv(name, **kwargs):
+        key = name.lower() if isinstance(name, str) else name
+        if not isinstance(key, str) or key in models:
+            return original(name, **kwargs)
+        if _parse_name(key)[0] is not None:
+            return get_model(key, **kwargs)
+        close = difflib.get_close_matches(key, list(models), n=5, cutoff=0.6)
+        if not any(c in _MODELS for c in close):
+            return original(name, **kwargs)      # not a cmpese-like name: GluonCV's message
+        raise ValueError('unknown model %r. Closest names: %s. cmpese.get_model_list() lists '
+                         "cmpese's %d names, gluoncv.model_zoo.get_model_list() all %d."
+                         % (name, ', '.join(close), len(_MODELS), len(models)))
+    get_model_gluoncv._cmpese = True
+    return get_model_gluoncv
 
 
 def _gluoncv_entry(name):

@@ -36,9 +36,14 @@ def main(argv=None, prog=PROG):
     import numpy as np
     from ..deploy.predictor import InputError, Predictor
     args = build_parser(prog).parse_args(argv)
-    if args.batch < 1 or args.repeat < 1 or (args.input_size is not None and
-                                             args.input_size < 1):
-        raise UserError('--batch, --repeat and --input-size must be positive integers')
+    for flag in ('batch', 'repeat', 'input_size', 'threads'):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UserError('--%s must be a positive integer, got %d%s'
+                            % (flag.replace('_', '-'), value, {
+                                'batch': '; e.g. --batch 8', 'repeat': '; e.g. --repeat 20',
+                                'input_size': "; leave it out for the export's own",
+                                'threads': "; leave it out for the runtime's default"}[flag]))
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     size = args.input_size or 32
     predictor = Predictor(args.model, args.runtime, threads=args.threads,

@@ -37,8 +37,9 @@ def build_parser(prog=PROG):
                                               '--rec-val, else the dataset\'s / model\'s)')
     p.add_argument('--batch-size', type=int, default=64)
     p.add_argument('--input-size', type=int,
-                   help="crop side (default: the --symbol export's data config, else 224 for "
-                        "--rec-val, the dataset's size for --dataset)")
+                   help="--rec-val crop side (default: the --symbol export's data config, "
+                        "else 224); --dataset is evaluated at its own size (32, 28 for "
+                        "fashion-mnist / mnist)")
     p.add_argument('--mean', type=float_list(3, 'numbers (R,G,B)'),
                    help="R,G,B mean in pixel units (RecordIO; default: the --symbol export's "
                         "data config, else ImageNet's %s)" % ','.join('%g' % v for v in

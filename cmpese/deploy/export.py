@@ -29,13 +29,15 @@ from ..errors import UserError
 
 __all__ = ['export_model', 'export_onnx', 'clean_onnx', 'optimize_onnx', 'load_exported',
            'need_onnx', 'set_onnx_data_config', 'onnx_data_config', 'run_data_config',
-           'ONNX_OPSET']
+           'check_exported', 'remove_stale_exports', 'ONNX_OPSET']
 
 # mx2onnx in MXNet 1.9.1 emits opset-13 operators (ReduceMean with an ``axes`` attribute...)
 # but stamps the model with, and checks it against, the newest opset the installed onnx
 # knows (18+ moved ReduceMean's axes to an input), which the checker then rejects. We make
 # both the stamp and the checker use the operators' opset.
 ONNX_OPSET = 13
+
+log = logging.getLogger(__name__)
 
 
 def _tmp_name(path):
@@ -58,7 +60,16 @@ def _publish(pairs):
 
 def _check_output_dir(path, flag='--prefix', create=True):
     """Create the directory of ``path`` (``create``); one line when a component of it is a
-    file."""
+    file, when ``path`` is a directory (a file path is expected), or when a ``--prefix``
+    ends in a separator (a prefix names files, ``out/model`` for ``out/model-symbol.json``)."""
+    path = os.fspath(path)
+    if flag == '--prefix' and not os.path.basename(path):
+        raise UserError('%s %s ends in a directory separator: a prefix names the files '
+                        '(%s gives %s-symbol.json); add a name after it'
+                        % (flag, path, os.path.join(path, 'model'), os.path.join(path, 'model')))
+    if flag != '--prefix' and os.path.isdir(path):
+        raise UserError('%s %s is a directory; give the path of a file (a name inside it)'
+                        % (flag, path))
     directory = os.path.dirname(os.path.abspath(path))
     probe = directory
     while probe and not os.path.exists(probe):
@@ -74,6 +85,26 @@ def _check_output_dir(path, flag='--prefix', create=True):
         raise UserError('%s %s: cannot create directory %s (%s)'
                         % (flag, path, directory, err.strerror or err))
     return directory
+
+
+def remove_stale_exports(prefix):
+    """Remove the temporary files an export to ``prefix`` left when it was killed
+    (``<prefix>.tmp-<pid>-symbol.json``, ``-NNNN.params``, ``<prefix>-data.json.tmp-<pid>``,
+    ``<prefix>.onnx.tmp-<pid>``...) whose process no longer runs; returns their paths."""
+    from ..training.checkpoint import TMP_MARK, _pid_alive
+    folder, base = os.path.split(os.path.abspath(prefix))
+    mark = re.escape(TMP_MARK)
+    pattern = re.compile(r'^%s(?:%s(\d+)-(?:symbol\.json|\d{4}\.params)|'
+                         r'(?:-data\.json|\.onnx|\.opt\.onnx)%s(\d+))$'
+                         % (re.escape(base), mark, mark))
+    removed = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        m = pattern.match(name)
+        path = os.path.join(folder, name)
+        if m and os.path.isfile(path) and not _pid_alive(int(m.group(1) or m.group(2))):
+            os.remove(path)
+            removed.append(path)
+    return removed
 
 
 def export_model(net, prefix, input_shape=(1, 3, 32, 32), epoch=0, ctx=None, ops='reference',
@@ -96,6 +127,8 @@ def export_model(net, prefix, input_shape=(1, 3, 32, 32), epoch=0, ctx=None, ops
     from ..units import ops as unit_ops
     ctx = ctx or mx.cpu()
     _check_output_dir(prefix)
+    for path in remove_stale_exports(prefix):
+        log.info('removed %s, left by an export that was cut short', path)
     files = '%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, epoch)
     tmp_prefix = _tmp_name(prefix)
     tmp_files = '%s-symbol.json' % tmp_prefix, '%s-%04d.params' % (tmp_prefix, epoch)
@@ -257,13 +290,103 @@ def optimize_onnx(onnx_file, optimized_file=None):
     return optimized_file
 
 
-def _load(symbol_file, params_file):
-    symbol = mx.sym.load(symbol_file)
+def _named(path, flag):
+    return '%s %s' % (flag, path) if flag else str(path)
+
+
+def _params_reason(path, err):
+    """Why ``mx.nd.load`` refused ``path``, in a few words (0 bytes said as such)."""
+    from ..weights.params import _reason
+    if os.path.getsize(path) == 0:
+        return 'it is empty (0 bytes), as an export cut short leaves it'
+    return _reason(err, 100).replace('Traceback', 'traceback')
+
+
+def _shape_problem(symbol, arg_params, aux_params, sizes):
+    """None when the parameters' shapes are those the symbol infers for an image of one of
+    ``sizes`` (every zoo network ends in global pooling, so its parameters do not depend on
+    the size), else a few words on the first that is not."""
+    from ..weights.params import _reason
+    reason = None
+    for size in sizes:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                args, _, aux = symbol.infer_shape(data=(1, 3, size, size),
+                                                  **{k: v.shape for k, v in arg_params.items()})
+        except mx.base.MXNetError as err:
+            reason = reason or _reason(err, 120)
+            continue
+        if aux is None:
+            return None                     # nothing to compare against
+        for name, shape in zip(symbol.list_auxiliary_states(), aux):
+            if tuple(aux_params[name].shape) != tuple(shape):
+                return 'shapes that do not fit it (%s: file %s, symbol %s)' % (
+                    name, tuple(aux_params[name].shape), tuple(shape))
+        return None
+    return 'shapes that do not fit it (%s)' % reason
+
+
+def check_exported(symbol_file, params_file, symbol_flag=None, params_flag=None,
+                   input_size=None):
+    """Read an export's ``<prefix>-symbol.json`` and ``<prefix>-NNNN.params`` and check that
+    they are what an export writes and belong together; returns ``(symbol, arg_params,
+    aux_params)``. Every fault is one line (:class:`cmpese.errors.UserError`) naming the file
+    (with ``symbol_flag`` / ``params_flag``, the flag that gave it) and what to do: a missing
+    file, a symbol that is not JSON or not an MXNet graph, a parameter file that is truncated,
+    empty or not an export's (no ``arg:`` / ``aux:`` names), or parameters of another model
+    (names the symbol lacks or needs, shapes that do not fit it for an ``input_size``
+    image; default: 32 or 224)."""
+    sym_name, par_name = _named(symbol_file, symbol_flag), _named(params_file, params_flag)
+    again = 'export the model again (python -m cmpese.tools.export)'
+    for name, path in ((sym_name, symbol_file), (par_name, params_file)):
+        if not os.path.isfile(path):
+            raise UserError('%s: no such file; an export writes <prefix>-symbol.json and '
+                            '<prefix>-0000.params side by side' % name)
+    try:
+        with open(symbol_file) as f:
+            graph = json.load(f)
+        if not isinstance(graph, dict) or not isinstance(graph.get('nodes'), list) or \
+                not all(isinstance(n, dict) and 'op' in n for n in graph['nodes']):
+            raise ValueError('no "nodes" list of operators')
+        symbol = mx.sym.load(symbol_file)
+    except (OSError, ValueError, UnicodeDecodeError, mx.base.MXNetError) as err:
+        from ..weights.params import _reason
+        raise UserError('%s is not an MXNet symbol JSON (%s); give the <prefix>-symbol.json '
+                        'an export wrote, or %s' % (sym_name, _reason(err, 100), again))
+    try:
+        loaded = mx.nd.load(params_file)
+    except (OSError, ValueError, mx.base.MXNetError) as err:
+        raise UserError('%s is not a complete MXNet parameter file (%s); %s'
+                        % (par_name, _params_reason(params_file, err), again))
+    if not isinstance(loaded, dict) or not loaded or \
+            not all(k.startswith(('arg:', 'aux:')) for k in loaded):
+        raise UserError('%s is not the parameter file of an export (no arg:/aux: names); give '
+                        'the <prefix>-0000.params written with %s (a training run\'s '
+                        'best.params goes with --model NAME instead)' % (par_name, sym_name))
     arg_params, aux_params = {}, {}
-    for key, value in mx.nd.load(params_file).items():
+    for key, value in loaded.items():
         kind, name = key.split(':', 1)
         (arg_params if kind == 'arg' else aux_params)[name] = value
+    wanted = {n for n in symbol.list_arguments() if n != 'data'}
+    wanted_aux = set(symbol.list_auxiliary_states())
+    missing = sorted((wanted - set(arg_params)) | (wanted_aux - set(aux_params)))
+    extra = sorted((set(arg_params) - wanted) | (set(aux_params) - wanted_aux))
+    parts = []
+    if missing:
+        parts.append('%d parameters of the symbol missing (e.g. %s)' % (len(missing), missing[0]))
+    if extra:
+        parts.append('%d not in the symbol (e.g. %s)' % (len(extra), extra[0]))
+    problem = '; '.join(parts) or _shape_problem(symbol, arg_params, aux_params,
+                                                 [input_size] if input_size else [32, 224])
+    if problem:
+        raise UserError('%s does not belong to %s: %s; give the .params exported with it, or '
+                        '%s' % (par_name, sym_name, problem, again))
     return symbol, arg_params, aux_params
+
+
+def _load(symbol_file, params_file):
+    return check_exported(symbol_file, params_file)
 
 
 def _unit_gammas(symbol, params):
@@ -333,6 +456,7 @@ def load_exported(prefix, epoch=0, ctx=None, input_name='data'):
         if not os.path.isfile(path):
             raise FileNotFoundError('%s not found: export_model(net, %r) writes it'
                                     % (path, prefix))
+    check_exported(symbol_file, params_file)     # one line for a damaged or foreign file
     with warnings.catch_warnings():  # MXNet warns that the input has no type yet
         warnings.simplefilter('ignore')
         return mx.gluon.SymbolBlock.imports(symbol_file, [input_name], params_file,

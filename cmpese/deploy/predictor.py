@@ -4,7 +4,7 @@
     predictor = Predictor('out/cmpe_se_wrn16_8_1x1')       # what export_model / the tool wrote
     logits = predictor(images)         # raw images: uint8 HWC arrays, a uint8 NHWC batch,
                                        # file paths, PIL images (needs the data config)
-    predictor.predict(images, top_k=5) # per image [(class name, probability), ...]
+    predictor.predict(images, top_k=3) # per image [(class name, probability), ...]
     logits = predictor.logits(batch)   # already normalized float32 (N, 3, H, W)
     predictor.runtime                                       # 'onnxruntime' or 'mxnet'
 
@@ -16,7 +16,12 @@ through :meth:`Predictor.logits` (or ``predictor(batch, normalized=True)``); an 
 without a data config takes normalized arrays only, and ``predictor(batch)`` then means
 that. Every input is checked first: a wrong shape, dtype, an empty batch, NaN/inf values,
 an input size the export was not made for, or raw pixels (uint8, values 0..255) given as
-normalized raise :class:`InputError` (a ``ValueError``) saying what was expected.
+normalized raise :class:`InputError` (a ``ValueError``) saying what was expected, as do a
+``top_k`` outside 1..classes, a ``batch_size`` < 1 and labels that are not one per image.
+The export's files are checked before they are used: a symbol that is not an MXNet graph, a
+parameter file that is truncated, empty or another model's, an ONNX file onnxruntime cannot
+load and an unreadable data config each raise a one-line :class:`cmpese.errors.UserError`
+naming the file (:func:`cmpese.deploy.export.check_exported`).
 
 ``model`` is an export prefix (``{prefix}-symbol.json`` + ``{prefix}-0000.params``, and
 ``{prefix}.onnx`` / ``{prefix}.opt.onnx`` if the export wrote them) or an ``.onnx`` file.
@@ -73,6 +78,10 @@ def available_runtimes():
 
 def _paths(model, epoch):
     """(prefix or None, [existing onnx files, optimized first])."""
+    if not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool) or \
+            not 0 <= epoch <= 9999:
+        raise ValueError('epoch must be an integer from 0 to 9999 (the NNNN of '
+                         '<prefix>-NNNN.params), got %r' % (epoch,))
     if model.endswith('.onnx'):
         if not os.path.isfile(model):
             raise UserError('%s: no such ONNX file; python -m cmpese.tools.export --onnx writes '
@@ -83,6 +92,11 @@ def _paths(model, epoch):
         onnx_files = [p for p in (model + '.opt.onnx', model + '.onnx') if os.path.isfile(p)]
         if onnx_files:
             return None, onnx_files
+        if os.path.isfile(symbol) or os.path.isfile(params):
+            have, lack = (symbol, params) if os.path.isfile(symbol) else (params, symbol)
+            raise UserError('%s: %s exists but %s does not (an export cut short, or another '
+                            'epoch); export the model again (python -m cmpese.tools.export '
+                            '--model NAME --prefix %s)' % (model, have, lack, model))
         raise UserError('%s: neither %s + %s nor %s.onnx exist; export the model first '
                         '(python -m cmpese.tools.export --model NAME --prefix %s)'
                         % (model, symbol, params, model, model))
@@ -117,6 +131,14 @@ class Predictor(object):
 
     def __init__(self, model, runtime='auto', epoch=0, threads=None, input_shape=None,
                  layout=True, data_config=None):
+        if not isinstance(model, (str, os.PathLike)):
+            raise TypeError('model must be an export prefix or an .onnx path (str), got %r'
+                            % (model,))
+        model = os.fspath(model)
+        integer = isinstance(threads, (int, np.integer)) and not isinstance(threads, bool)
+        if threads is not None and not (integer and threads >= 1):
+            raise ValueError('threads must be a positive integer, or None for the runtime\'s '
+                             'default, got %r' % (threads,))
         self.model, self.epoch, self.threads = model, epoch, threads
         self.layout = bool(layout)
         self._layout_sessions = {}
@@ -149,8 +171,13 @@ class Predictor(object):
             self._input = self._session.get_inputs()[0].name
         else:
             if prefix is None:
-                raise UserError('%s: the mxnet runtime needs the exported symbol and params, '
-                                'not only ONNX' % model)
+                if model.endswith('.onnx'):
+                    raise UserError('%s: the mxnet runtime needs the exported symbol and '
+                                    'params, not only ONNX' % model)
+                missing = [p for p in ('%s-symbol.json' % model, '%s-%04d.params'
+                                       % (model, epoch)) if not os.path.isfile(p)]
+                raise UserError('%s: the mxnet runtime needs the exported symbol and params; '
+                                '%s does not exist (only ONNX does)' % (model, missing[0]))
             self._net = _mxnet_block(prefix, epoch)
         self.data_config = data_config if data_config is not None else _find_data_config(
             model, onnx_files)
@@ -201,8 +228,12 @@ class Predictor(object):
         from .export import export_onnx
         self._tmp = tempfile.mkdtemp(prefix='cmpese-deploy-')
         path = os.path.join(self._tmp, os.path.basename(prefix) + '.onnx')
-        return export_onnx('%s-symbol.json' % prefix, '%s-%04d.params' % (prefix, self.epoch),
-                           path, (1,) + tuple(input_shape))
+        try:
+            return export_onnx('%s-symbol.json' % prefix, '%s-%04d.params'
+                               % (prefix, self.epoch), path, (1,) + tuple(input_shape))
+        except BaseException:        # a damaged export: leave no temporary directory
+            self.close()
+            raise
 
     def __call__(self, images, normalized=None):
         """Logits (N, classes), float32 numpy, of ``images``.
@@ -271,14 +302,23 @@ class Predictor(object):
         return self._layout_sessions[key]
 
     def _batched_logits(self, images, normalized=None, batch_size=32):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or \
+                batch_size < 1:
+            raise InputError('batch_size must be a positive integer, got %r' % (batch_size,))
         x = self._prepare(images, normalized)
         return np.concatenate([self._run(x[i:i + batch_size])
                                for i in range(0, len(x), batch_size)])
 
-    def predict(self, images, top_k=5, batch_size=32, normalized=None):
+    def predict(self, images, top_k=None, batch_size=32, normalized=None):
         """Per image, the ``top_k`` most probable classes as ``[(class name, probability),
         ...]``, most probable first (softmax of the logits). Class names come from the data
-        config ('0', '1', ... without one). ``images`` as in :meth:`__call__`."""
+        config ('0', '1', ... without one). ``images`` as in :meth:`__call__`. ``top_k``: 1 to
+        the class count (default 5, or every class when there are fewer); another value
+        raises :class:`InputError`."""
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(
+                top_k, (int, np.integer)) or top_k < 1):
+            raise InputError('top_k must be a positive integer (at most the class count), '
+                             'got %r' % (top_k,))
         logits = self._batched_logits(images, normalized, batch_size)
         z = logits - logits.max(axis=1, keepdims=True)
         prob = np.exp(z)
@@ -286,19 +326,27 @@ class Predictor(object):
         names = self.classes
         if names is None or len(names) != prob.shape[1]:
             names = [str(i) for i in range(prob.shape[1])]
-        k = max(1, min(int(top_k), prob.shape[1]))
+        if top_k is not None and top_k > prob.shape[1]:
+            raise InputError('top_k %d is more than the model\'s %d classes: give top_k from 1 '
+                             'to %d' % (top_k, prob.shape[1], prob.shape[1]))
+        k = min(5, prob.shape[1]) if top_k is None else int(top_k)
         order = np.argsort(-prob, axis=1, kind='stable')[:, :k]
         return [[(names[j], float(p[j])) for j in row] for row, p in zip(order, prob)]
 
     def accuracy(self, images, labels, batch_size=32, normalized=None):
         """Top-1 accuracy on ``images`` (as in :meth:`__call__`) and integer ``labels``."""
         pred = self._batched_logits(images, normalized, batch_size).argmax(axis=1)
-        return float((pred == np.asarray(labels).astype(pred.dtype)).mean())
+        labels = np.asarray(labels)
+        if labels.size != len(pred) or (labels.ndim > 1 and labels.size != labels.shape[0]):
+            raise InputError('labels must be one integer per image: %d images, labels of shape '
+                             '%s' % (len(pred), labels.shape))
+        return float((pred == labels.reshape(-1).astype(pred.dtype)).mean())
 
     def quantize(self, calibration, out=None, runtime=None, normalized=None):
         """An int8 Predictor of this model, calibrated on ``calibration`` images (raw or
-        normalized, as in :meth:`__call__`; a few hundred are plenty). onnxruntime: static QDQ quantization (per-channel int8
-        weights, uint8 activations, min-max calibration) written to ``out`` (default next to
+        normalized, as in :meth:`__call__`; a few hundred are plenty). onnxruntime: static
+        QDQ quantization (per-channel int8 weights, uint8 activations, min-max calibration)
+        written to ``out`` (default next to
         the ONNX file, ``*.int8.onnx``); mxnet: oneDNN quantization of the symbol (naive
         min-max calibration), exported to ``out`` as a prefix."""
         runtime = runtime or self.runtime
@@ -376,6 +424,8 @@ def _check_normalized(x, size=None):
         except Exception:
             raise InputError('expected a float32 (N, 3, H, W) array, got %s' % type(x).__name__)
     expected = 'float32 (N, 3, %s)' % ('%d, %d' % size if size else 'H, W')
+    if x.size == 0:
+        raise InputError('empty batch (shape %s): expected %s with N >= 1' % (x.shape, expected))
     if x.dtype == np.uint8:
         raise InputError('a uint8 array given as normalized input looks like raw pixels: '
                          'expected %s normalized ((pixel - mean) / std); pass raw images '
@@ -384,8 +434,6 @@ def _check_normalized(x, size=None):
         raise InputError('expected %s, got dtype %s' % (expected, x.dtype))
     if x.ndim != 4 or x.shape[1] != 3:
         raise InputError('expected %s, got shape %s' % (expected, x.shape))
-    if x.shape[0] == 0:
-        raise InputError('empty batch: expected %s with N >= 1' % expected)
     if size and tuple(x.shape[2:]) != tuple(size):
         raise InputError('the export was made for %dx%d inputs, got %dx%d: expected %s'
                          % (size[0], size[1], x.shape[2], x.shape[3], expected))
