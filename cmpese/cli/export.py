@@ -9,8 +9,9 @@ banks first. The model's data config (input size, mean/std, resize/crop, class n
 :mod:`cmpese.data.config`) is written as ``{prefix}-data.json`` and into the ONNX
 ``metadata_props``; it comes from ``--data-config FILE``, else from the run directory of
 ``--params`` (its data_config.json), else from ``--dataset``. Every file is written under a
-temporary name and moved into place when complete. The library is :mod:`cmpese.deploy.export`; docs/export.md, docs/deploy.md.
-Every input is checked before anything is written.
+temporary name and moved into place when complete; the temporary files of an export to the
+same prefix that was killed are removed first. Every input is checked before anything is
+written. The library is :mod:`cmpese.deploy.export`; docs/export.md, docs/deploy.md.
 """
 import logging
 import os

@@ -312,8 +312,8 @@ def _shape_problem(symbol, arg_params, aux_params, sizes):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
-                args, _, aux = symbol.infer_shape(data=(1, 3, size, size),
-                                                  **{k: v.shape for k, v in arg_params.items()})
+                _, _, aux = symbol.infer_shape(data=(1, 3, size, size),
+                                               **{k: v.shape for k, v in arg_params.items()})
         except mx.base.MXNetError as err:
             reason = reason or _reason(err, 120)
             continue
