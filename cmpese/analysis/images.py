@@ -92,7 +92,15 @@ def load_images(data=None, folder=None, rec=None, rec_idx=None, count=64, input_
         from PIL import Image
         files = files[:count] if count else files
         resize = int(round(input_size * 256.0 / 224.0)) if input_size >= 64 else input_size
-        images = np.stack([_resize_crop(Image.open(p), input_size, resize) for p, _ in files])
+        crops = []
+        for path, _ in files:
+            try:
+                with Image.open(path) as img:
+                    crops.append(_resize_crop(img, input_size, resize))
+            except (OSError, ValueError) as err:     # PIL.UnidentifiedImageError, truncated
+                raise UserError('--images %s: %s is not an image PIL can read (%s); remove it '
+                                'from the folder' % (folder, path, str(err)[:80]))
+        images = np.stack(crops)
         labels = np.array([c for _, c in files], np.int64)
         source = 'images in %s' % folder
     else:

@@ -200,13 +200,45 @@ def plot_grad_cam(images, maps, path, titles=None, title='', columns=6, alpha=0.
 
 
 def read_metrics(path):
-    """Rows of a trainer's metrics.csv as dicts of floats (empty cells None)."""
+    """Rows of a trainer's metrics.csv as dicts of floats (empty cells None). A file that is
+    not one (binary, no ``epoch`` column, a line cut short, a cell that is not a number) is a
+    :class:`cmpese.errors.UserError` naming the file and the line."""
+    from ..errors import UserError
+    fix = ('a trainer writes it after every epoch; restore the file or run the trainer again '
+           'with --resume')
     rows = []
-    with open(path) as f:
-        for r in csv.DictReader(f):
-            rows.append({k: (float(v) if v not in ('', None) and k != 'mixup' else
-                             (v == 'True' if k == 'mixup' else None)) for k, v in r.items()})
+    try:
+        with open(path, newline='') as f:
+            reader = csv.DictReader(f)
+            if 'epoch' not in (reader.fieldnames or []):
+                raise UserError('%s is not a trainer\'s metrics.csv (no epoch column); %s'
+                                % (path, fix))
+            for r in reader:
+                line = reader.line_num
+                if None in r or None in r.values():
+                    raise UserError('%s line %d has %s cells than its header: the file is '
+                                    'damaged; %s' % (path, line, 'more' if None in r else
+                                                     'fewer', fix))
+                try:
+                    rows.append({k: (float(v) if v != '' and k != 'mixup' else
+                                     (v == 'True' if k == 'mixup' else None))
+                                 for k, v in r.items()})
+                except ValueError:
+                    bad = next(k for k, v in r.items() if k != 'mixup' and v != '' and
+                               not _is_number(v))
+                    raise UserError('%s line %d: %s is %r, not a number: the file is damaged; '
+                                    '%s' % (path, line, bad, r[bad][:20], fix))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise UserError('%s is not a text CSV file (%s); %s' % (path, str(err)[:80], fix))
     return rows
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def plot_training_curves(runs, path, title=''):

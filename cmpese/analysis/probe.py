@@ -330,7 +330,7 @@ def _latest_params(run_dir):
 
 
 def load_model(model=None, params=None, symbol=None, run_dir=None, classes=None,
-               model_args=None, ctx=None):
+               model_args=None, ctx=None, run_flag='--run'):
     """The network and what is known about it: ``(net, meta)`` with meta keys model, dataset,
     classes, input_size, source.
 
@@ -338,11 +338,14 @@ def load_model(model=None, params=None, symbol=None, run_dir=None, classes=None,
     model arguments; best.params, else the last epoch's parameters), ``model`` + ``params``
     (a zoo name and a parameter file), or ``symbol`` (+ ``params``, default the
     ``-0000.params`` beside it) of an exported model (``model`` then only names its units'
-    layout). Errors are :class:`cmpese.errors.UserError` naming the flag.
+    layout). Errors are :class:`cmpese.errors.UserError` naming the flag (``run_flag``: the
+    one that gave ``run_dir``).
     """
     import mxnet as mx
     from ..errors import UserError
     from ..model_zoo import get_model, get_model_info
+    from ..deploy.export import check_exported
+    from ..training.checkpoint import read_json
     from ..weights.params import load_params_checked
     ctx = ctx or mx.cpu()
     params_flag = '--params' if params else None     # else the file comes from --run
@@ -350,19 +353,33 @@ def load_model(model=None, params=None, symbol=None, run_dir=None, classes=None,
     if run_dir:
         cfg_path = os.path.join(run_dir, 'config.json')
         if not os.path.isfile(cfg_path):
-            raise UserError('--run %s: no config.json there; expected the --save-dir of a '
-                            'train_cifar.py / train_imagenet.py run' % run_dir)
-        with open(cfg_path) as f:
-            cfg = json.load(f)
+            raise UserError('%s %s: no config.json there; expected the --save-dir of a '
+                            'train_cifar.py / train_imagenet.py run' % (run_flag, run_dir))
+        try:
+            cfg = read_json(cfg_path, 'run configuration')
+        except UserError as err:
+            raise UserError('%s %s: %s; restore it, or give --model NAME --params FILE'
+                            % (run_flag, run_dir, err))
         model = cfg.get('model')
+        if not model or not isinstance(model, str):
+            raise UserError('%s %s: config.json names no model (model: %r); it is not a '
+                            'trainer\'s config.json: restore it, or give --model NAME --params '
+                            'FILE' % (run_flag, run_dir, model))
         meta.update(model=model, dataset=cfg.get('dataset') or 'imagenet')
         classes = classes or cfg.get('classes')
-        model_args = model_args if model_args is not None else json.loads(
-            cfg.get('model_args') or '{}')
+        if model_args is None:
+            try:
+                model_args = json.loads(cfg.get('model_args') or '{}')
+            except (TypeError, ValueError):
+                model_args = None
+            if not isinstance(model_args, dict):
+                raise UserError('%s %s: config.json has model_args %r, not a JSON object; '
+                                'pass the run\'s --model-args'
+                                % (run_flag, run_dir, cfg.get('model_args')))
         params = params or _latest_params(run_dir)
         if params is None:
-            raise UserError('--run %s: no best.params or epoch-NNNN.params yet (has the run '
-                            'finished an epoch?)' % run_dir)
+            raise UserError('%s %s: no best.params or epoch-NNNN.params yet (has the run '
+                            'finished an epoch?)' % (run_flag, run_dir))
     if symbol:
         if not os.path.isfile(symbol):
             raise UserError('--symbol %s does not exist; an exported model is '
@@ -371,6 +388,7 @@ def load_model(model=None, params=None, symbol=None, run_dir=None, classes=None,
         if not os.path.isfile(params):
             raise UserError('--params %s does not exist; give the .params written beside %s'
                             % (params, symbol))
+        check_exported(symbol, params, '--symbol', params_flag or '--params')
         import warnings
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
@@ -391,7 +409,8 @@ def load_model(model=None, params=None, symbol=None, run_dir=None, classes=None,
     try:
         info = get_model_info(model)
     except ValueError as err:
-        raise UserError('--model: %s' % str(err).strip('"'))
+        where = '%s %s: config.json' % (run_flag, run_dir) if run_dir else '--model'
+        raise UserError('%s: %s' % (where, str(err).strip('"')))
     if not params:
         raise UserError('--params is required with --model (a run writes best.params in its '
                         '--save-dir)')

@@ -31,6 +31,8 @@ def main(argv=None, prog=PROG):
                                        model_params, paper_table)
     from ..model_zoo import get_model_info
     args = build_parser(prog).parse_args(argv)
+    if not args.models and not args.paper:
+        raise UserError('give model names or --paper (see %s --help)' % prog)
     if args.classes is not None and args.classes < 1:
         raise UserError('--classes must be a positive integer, got %d' % args.classes)
     for name in args.models:        # every name checked before anything is counted

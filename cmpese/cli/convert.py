@@ -72,10 +72,34 @@ def build_model(name, classes=None, **kwargs):
     return get_model(name, classes=classes, **kwargs)
 
 
+def _check_output(path, flag):
+    """One line when ``path`` cannot be written: a directory, a folder that does not exist
+    or is a file, a folder that cannot be written (a probe file is made and removed)."""
+    import tempfile
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UserError('%s %s is a directory; give the path of a file' % (flag, path))
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError('%s %s: %s is a file, not a directory; choose another path'
+                        % (flag, path, existing))
+    if existing != folder:
+        raise UserError('%s %s: the folder %s does not exist; create it first'
+                        % (flag, path, folder))
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        raise UserError('%s %s: cannot write in %s (%s); choose a writable folder'
+                        % (flag, path, folder, err.strerror or err))
+
+
 def main(argv=None, prog=PROG):
     args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
     if not os.path.isfile(args.file):
-        raise UserError('%s does not exist: give a .safetensors or .params file' % args.file)
+        raise UserError('%s %s: give a .safetensors or .params file' % (
+            args.file, 'is a directory' if os.path.isdir(args.file) else 'does not exist'))
     if args.classes is not None and args.classes < 1:
         raise UserError('--classes must be at least 1, got %d' % args.classes)
     try:
@@ -88,10 +112,10 @@ def main(argv=None, prog=PROG):
     out = args.out or '%s.params' % args.model.lower()
     if os.path.abspath(out) == os.path.abspath(args.file):
         raise UserError('--out %s is the input file; write the conversion elsewhere' % out)
-    folder = os.path.dirname(os.path.abspath(out))
-    if not args.dry_run and not os.path.isdir(folder):
-        raise UserError('--out %s: the folder %s does not exist; create it first'
-                        % (out, folder))
+    outputs = [('--json', args.json)] + ([] if args.dry_run else [('--out', out)])
+    for flag, path in outputs:          # every file to write, checked before any work
+        if path:
+            _check_output(path, flag)
     try:
         net = build_model(args.model, args.classes, **model_args)
     except (KeyError, ValueError, TypeError) as err:
@@ -101,10 +125,19 @@ def main(argv=None, prog=PROG):
                              backbone_only=args.backbone_only, arch=args.arch)
     print('\n'.join(report.summary(verbose=args.verbose)))
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(report.to_dict(), f, indent=1)
+        from ..training.checkpoint import atomic_write
+
+        def write(tmp):
+            with open(tmp, 'w') as f:
+                json.dump(report.to_dict(), f, indent=1)
+        try:
+            atomic_write(args.json, write)
+        except OSError as err:
+            raise UserError('--json %s cannot be written (%s)' % (args.json,
+                                                                 err.strerror or err))
     if args.dry_run:
         return 0
+    import mxnet as mx
     from ..errors import deferred_interrupts
     tmp = out + '.tmp%d' % os.getpid()
     try:
@@ -113,6 +146,10 @@ def main(argv=None, prog=PROG):
             os.replace(tmp, out)
     except OSError as err:
         raise UserError('--out %s cannot be written (%s)' % (out, err.strerror or err))
+    except mx.base.MXNetError as err:      # how MXNet's writer reports a failed write
+        from ..weights.params import _reason
+        raise UserError('--out %s cannot be written (%s); free space there or choose another '
+                        'path' % (out, _reason(err, 100)))
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -15,6 +15,7 @@ from ..errors import ArgumentParser, UserError
 __all__ = ['build_parser', 'main', 'console', 'train_command', 'PROG']
 
 PROG = 'python -m cmpese.data.demo_imagenet'
+MAX_SIZE = 1024     # --size: the photographs' crops are at most ~400 pixels on the short side
 
 
 def train_command(out):
@@ -40,17 +41,40 @@ def build_parser(prog=PROG):
 def main(argv=None, prog=PROG):
     from ..data.demo_imagenet import CLASSES, build_demo
     args = build_parser(prog).parse_args(argv)
-    if args.size < 16:
-        raise UserError('--size must be at least 16 pixels, got %d' % args.size)
+    if not 16 <= args.size <= MAX_SIZE:
+        raise UserError('--size must be at least 16 and at most %d pixels (the crops of the '
+                        'photographs are smaller: more only upscales), got %d'
+                        % (MAX_SIZE, args.size))
+    if not 0 <= args.seed < 2 ** 32:
+        raise UserError('--seed must be an integer >= 0 and < 2**32, got %d' % args.seed)
+    for flag in ('train_per_class', 'val_per_class'):     # before --out is made
+        if getattr(args, flag) < 1:
+            raise UserError('--%s must be at least 1, got %d'
+                            % (flag.replace('_', '-'), getattr(args, flag)))
+    existing = os.path.abspath(args.out)         # --out, or its nearest existing parent
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError('--out %s: %s is a file, not a directory; choose another --out'
+                        % (args.out, existing))
     for name in ('train.rec', 'val.rec'):
         if os.path.exists(os.path.join(args.out, name)):
             raise UserError('--out %s already holds %s; choose an empty directory (nothing '
                             'was changed)' % (args.out, name))
     try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as err:
+        raise UserError('--out %s cannot be created (%s); choose a directory you can write'
+                        % (args.out, err.strerror or err))
+    try:
         paths = build_demo(args.out, args.train_per_class, args.val_per_class, args.size,
                            args.seed)
     except ValueError as err:
         raise UserError(str(err))
+    except OSError as err:
+        raise UserError('--out %s: cannot write %s (%s); free space there or choose another '
+                        'directory' % (args.out, err.filename or 'the set',
+                                       err.strerror or err))
     print('demo set in %s: %d classes (%s), %d train / %d val images (short side %d)' % (
         args.out, paths['classes'], ', '.join(CLASSES), paths['train']['images'],
         paths['val']['images'], args.size))

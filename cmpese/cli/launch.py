@@ -93,6 +93,9 @@ def main(argv=None, prog=PROG):
     if args.workers < 1 or args.servers < 1:
         raise UserError('-n/--workers and -s/--servers must be >= 1, got %d and %d'
                         % (args.workers, args.servers))
+    if args.timeout is not None and not 0 < args.timeout < float('inf'):
+        raise UserError('--timeout must be a finite number of seconds > 0, got %s; leave it out '
+                        'to wait as long as the run takes' % args.timeout)
     check_command(command, args.workers)
     results = launch(command, args.workers, args.servers, timeout=args.timeout,
                      stream=sys.stderr)

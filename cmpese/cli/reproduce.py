@@ -75,6 +75,9 @@ def main(argv=None, prog=PROG):
     if not (args.list or args.row or args.collect or args.write_docs is not None):
         raise UserError('nothing to do: pass --list, --table T --row R [--run], --collect '
                         'RUN_DIR or --write-docs (see --help)')
+    if args.collect or args.run:        # the results file will be written: checked first
+        from ..deploy.export import _check_output_dir
+        _check_output_dir(args.results or rp.default_results_path(), '--results', create=False)
     if args.list:
         if args.table:
             try:

@@ -14,7 +14,6 @@ interval, parameters, multiply-adds and the measured seconds per epoch; written 
 summary.md, summary.csv and accuracy-vs-cost.png in --out. docs/results.md has a measured
 study.
 """
-import json
 import logging
 import os
 import shlex
@@ -64,33 +63,54 @@ def _names(text, flag, cast=str):
                            '0,1,2' if cast is int else 'preresnet20,se_preresnet20'))
 
 
+def _read_plan(path):
+    """The plan in ``path`` (study.json), checked for what a study writes there."""
+    from ..training.checkpoint import read_json
+    try:
+        plan = read_json(path, 'study plan')
+    except UserError as err:
+        raise UserError('%s; restore it or choose another --out' % err)
+    kinds = (('dataset', str), ('models', list), ('seeds', list), ('train_args', list))
+    for key, kind in kinds:
+        if not isinstance(plan.get(key), kind):
+            raise UserError('%s is not the plan of a study: %s is %r, expected a %s; restore it '
+                            'or choose another --out' % (path, key, plan.get(key),
+                                                         kind.__name__))
+    return plan
+
+
 def main(argv=None, prog=PROG):
     from ..training.report import setup_logging
     from ..training.study import Study
     args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
     plan_path = os.path.join(args.out, 'study.json')
     old = None
+    existing = os.path.abspath(args.out)         # --out, or its nearest existing parent
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError('--out %s: %s is a file, expected a directory for the study; choose '
+                        'another --out' % (args.out, existing))
     if os.path.exists(plan_path):
-        try:
-            with open(plan_path) as f:
-                old = json.load(f)
-        except (OSError, ValueError) as err:
-            raise UserError('%s cannot be read (%s): restore it or choose another --out'
-                            % (plan_path, err))
-    elif os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UserError('--out %s is a file, expected a directory for the study' % args.out)
+        old = _read_plan(plan_path)
     dataset = args.dataset or (old or {}).get('dataset')
     models = _names(args.models, '--models') or (old or {}).get('models')
-    seeds = _names(args.seeds, '--seeds', int) if args.seeds else (old or {}).get('seeds')
+    seeds = _names(args.seeds, '--seeds', int) or (old or {}).get('seeds')
     if old is None and (not dataset or not models):
         raise UserError('--out %s holds no study yet: a new study needs --dataset and --models '
                         '(e.g. --dataset fashion-mnist --models preresnet20,se_preresnet20)'
                         % args.out)
+    if not seeds:
+        raise UserError('--seeds %r names no seed: give comma-separated integers, e.g. '
+                        '--seeds 0,1,2' % args.seeds)
     if any(s < 0 for s in seeds):
         raise UserError('--seeds %s: seeds must be >= 0' % args.seeds)
     from ..model_zoo import get_model_info
     for name in models:
-        get_model_info(name)        # an unknown name fails here, with the closest names
+        try:
+            get_model_info(name)
+        except ValueError as err:
+            raise UserError('--models %s: %s' % (name, str(err).strip('"')))
     baseline = args.baseline or (old or {}).get('baseline') or models[0]
     if baseline not in models and baseline not in (old or {}).get('models', []):
         raise UserError('--baseline %s is not one of the study\'s models (%s)'
@@ -102,12 +122,23 @@ def main(argv=None, prog=PROG):
         if args.epochs < 1:
             raise UserError('--epochs must be >= 1, got %d' % args.epochs)
         train_args += ['--epochs', str(args.epochs)]
-    train_args += shlex.split(args.train_args)
+    try:
+        train_args += shlex.split(args.train_args)
+    except ValueError as err:
+        raise UserError('--train-args %s: %s; close the quotes inside it (the trainer '
+                        'arguments are one string: --train-args "--gpus 0 --lr 0.05")'
+                        % (args.train_args, err))
     if old is not None and not any([args.dataset, args.data_dir, args.epochs is not None,
                                     args.train_args]):
         train_args = old['train_args']           # continuing: the recipe from the plan
     study = Study(args.out, dataset, models, seeds, train_args, baseline)
-    os.makedirs(args.out, exist_ok=True)
+    study.plan()            # another recipe, or a damaged runs.csv: refused before any write
+    study.finished()
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as err:
+        raise UserError('--out %s cannot be created (%s); choose a directory you can write'
+                        % (args.out, err.strerror or err))
     setup_logging(os.path.join(args.out, 'study.log'))
     if args.report:
         rows = study.report()

@@ -132,6 +132,9 @@ def _load(args):
             model_args = json.loads(args.model_args)
         except ValueError as err:
             raise UserError('--model-args must be JSON, e.g. \'{"drop_rate": 0.3}\' (%s)' % err)
+        if not isinstance(model_args, dict):
+            raise UserError('--model-args must be a JSON object, e.g. \'{"drop_rate": 0.3}\', '
+                            'got %s' % args.model_args)
     net, meta = load_model(model=args.model, params=args.params, symbol=args.symbol,
                            run_dir=args.run_dir, classes=args.classes, model_args=model_args)
     size = meta['input_size'] or (224 if (getattr(args, 'rec', None)) else 32)
@@ -350,7 +353,7 @@ def _cmd_designs(args):
     for flag, run_dir, caption in (('--se', args.se, 'squeezed residual'),
                                    ('--cmpe', args.cmpe, 'pair-view stack'),
                                    ('--ini', args.ini, 'inner-imaged fold')):
-        net, meta = load_model(run_dir=run_dir)
+        net, meta = load_model(run_dir=run_dir, run_flag=flag)
         probe = GraphProbe(net, (1, 3, meta['input_size'] or 32, meta['input_size'] or 32),
                            model=meta['model'])
         if images is None:
@@ -376,11 +379,35 @@ COMMANDS = {'units': _cmd_units, 'excitations': _cmd_excitations, 'maps': _cmd_m
             'designs': _cmd_designs}
 
 
+# flags that must be at least 1 (or 0), checked before any work
+_AT_LEAST = (('classes', 1, ''), ('width', 1, ''), ('channels', 1, ''),
+             ('count', 0, ' (0: every image)'))
+
+
+def _check_writable(path, flag):
+    """One line when the folder that will hold ``path`` (or its nearest existing parent,
+    where it will be made) cannot be written; a probe file is made and removed."""
+    import tempfile
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        raise UserError('%s %s: cannot write in %s (%s); choose a writable folder'
+                        % (flag, path, folder, err.strerror or err))
+
+
 def main(argv=None, prog=PROG):
     args = build_parser(prog).parse_args(argv)
+    for flag, low, note in _AT_LEAST:
+        value = getattr(args, flag, None)
+        if value is not None and value < low:
+            raise UserError('--%s must be an integer >= %d%s, got %d' % (flag, low, note, value))
     if getattr(args, 'out', None):
         from ..deploy.export import _check_output_dir
         _check_output_dir(args.out, '--out', create=False)
+        _check_writable(args.out, '--out')
     return COMMANDS[args.command](args)
 
 

@@ -170,18 +170,26 @@ def load_results(path=None):
     except ValueError as err:
         raise UserError('%s is not valid JSON (%s); restore it from version control or '
                         'delete it and collect the runs again' % (path, err))
+    if not isinstance(data, dict) or not isinstance(data.get('results', []), list):
+        raise UserError('%s is not a results file (expected {"results": [...]}); restore it '
+                        'from version control or delete it and collect the runs again' % path)
     return list(data.get('results', []))
 
 
 def _save_results(results, path):
+    from ..errors import UserError
     from ..training.checkpoint import atomic_write
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     text = json.dumps({'results': results}, indent=1, sort_keys=True) + '\n'
 
     def write(tmp):
         with open(tmp, 'w') as f:
             f.write(text)
-    atomic_write(path, write)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        atomic_write(path, write)
+    except OSError as err:
+        raise UserError('the results file %s cannot be written (%s); choose a writable path '
+                        '(--results or $CMPESE_RESULTS)' % (path, err.strerror or err))
 
 
 _SCHEDULE_KEYS = ('optimizer', 'momentum', 'wd', 'batch_size', 'lr', 'epochs', 'iterations',
@@ -262,8 +270,15 @@ def record_result(run_dir, results_path=None, table=None, row=None):
     if not os.path.isfile(res_path):
         raise UserError('--collect %s: no result.json, so the run has not finished; continue '
                         'it with the same command and --resume, then collect it' % run_dir)
-    cfg = read_json(cfg_path, 'run configuration')
-    state = read_json(res_path, 'run result')
+    try:
+        cfg = read_json(cfg_path, 'run configuration')
+        state = read_json(res_path, 'run result')
+    except UserError as err:
+        raise UserError('--collect %s: %s; restore it from a copy (nothing was recorded)'
+                        % (run_dir, err))
+    if not isinstance(state.get('history', []), list):
+        raise UserError('--collect %s: result.json has no list of epochs (history); restore it '
+                        'from a copy (nothing was recorded)' % run_dir)
     history = state.get('history') or []
     if not history:
         raise UserError('--collect %s: result.json holds no epoch; the run trained nothing'
@@ -528,15 +543,30 @@ def model_zoo_markdown(names=None, complexity=None):
 
 
 def write_docs(docs_dir=None, results_path=None):
-    """Write docs/reproduce.md and docs/model_zoo.md; returns their paths."""
+    """Write docs/reproduce.md and docs/model_zoo.md (atomically); returns their paths. A
+    ``docs_dir`` that is not an existing directory is a one-line
+    :class:`cmpese.errors.UserError`, before anything is computed."""
+    from ..errors import UserError
+    from ..training.checkpoint import atomic_write
     docs_dir = docs_dir or os.path.join(repo_root(), 'docs')
+    if not os.path.isdir(docs_dir):
+        raise UserError('--write-docs %s: %s; give an existing directory' % (
+            docs_dir, 'is a file, not a directory' if os.path.exists(docs_dir) else
+            'no such directory'))
     results = load_results(results_path)
     paths = []
     for name, text in (('reproduce.md', reproduce_markdown(results)),
                        ('model_zoo.md', model_zoo_markdown())):
         path = os.path.join(docs_dir, name)
-        with open(path, 'w') as f:
-            f.write(text)
+
+        def write(tmp, text=text):
+            with open(tmp, 'w') as f:
+                f.write(text)
+        try:
+            atomic_write(path, write)
+        except OSError as err:
+            raise UserError('--write-docs %s: cannot write %s (%s)'
+                            % (docs_dir, path, err.strerror or err))
         paths.append(path)
     return paths
 

@@ -234,6 +234,14 @@ class Study(object):
     def check_plan(self):
         """Write ``study.json``, or check it against this study: the recipe may not change,
         models and seeds may be added (they are merged into the plan)."""
+        plan = self.plan()
+        os.makedirs(self.out, exist_ok=True)
+        _write_text(self.plan_path, json.dumps(plan, indent=1) + '\n')
+        return plan
+
+    def plan(self):
+        """The plan of this study merged into the one in ``study.json`` (if any), checked as
+        :meth:`check_plan` checks it; writes nothing."""
         plan = dict(dataset=self.dataset, train_args=self.train_args, models=self.models,
                     seeds=self.seeds, baseline=self.baseline)
         if os.path.exists(self.plan_path):
@@ -254,16 +262,40 @@ class Study(object):
             plan['seeds'] = old['seeds'] + [s for s in self.seeds if s not in old['seeds']]
             plan['baseline'] = self.baseline if self.baseline in plan['models'] else \
                 old.get('baseline')
-        os.makedirs(self.out, exist_ok=True)
-        _write_text(self.plan_path, json.dumps(plan, indent=1) + '\n')
         return plan
 
     def finished(self):
-        """The rows of ``runs.csv`` (finished runs)."""
+        """The rows of ``runs.csv`` (finished runs), checked: a file that is not one (binary,
+        columns missing, a line cut short, a seed or accuracy that is not a number) is a
+        :class:`UserError` naming it and the line."""
         if not os.path.exists(self.runs_path):
             return []
-        with open(self.runs_path) as f:
-            return list(csv.DictReader(f))
+        fix = 'restore it or choose another --out'
+        try:
+            with open(self.runs_path, newline='') as f:
+                reader = csv.DictReader(f)
+                missing = [c for c in ('model', 'seed', 'test_accuracy')
+                           if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise UserError('%s is not the runs.csv of a study (no %s column); %s'
+                                    % (self.runs_path, ', '.join(missing), fix))
+                rows = []
+                for r in reader:
+                    try:
+                        if None in r or not r['model'] or int(r['seed']) < 0 or \
+                                not 0 <= float(r['test_accuracy']) <= 1:
+                            raise ValueError
+                        float(r.get('epoch_seconds') or 0)
+                    except (TypeError, ValueError):
+                        raise UserError('%s line %d is damaged (model %r, seed %r, test '
+                                        'accuracy %r); %s' % (
+                                            self.runs_path, reader.line_num, r.get('model'),
+                                            r.get('seed'), r.get('test_accuracy'), fix))
+                    rows.append(r)
+                return rows
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise UserError('%s is not a text CSV file (%s); %s'
+                            % (self.runs_path, str(err)[:80], fix))
 
     def _record(self, row):
         rows = [r for r in self.finished()
