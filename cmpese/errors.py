@@ -27,7 +27,7 @@ import os
 import signal
 import sys
 
-__all__ = ['UserError', 'ConfigError', 'USER_ERRORS', 'run', 'EXIT_USER', 'EXIT_SIGINT', 'EXIT_SIGTERM',
+__all__ = ['check_output_path', 'UserError', 'ConfigError', 'USER_ERRORS', 'run', 'EXIT_USER', 'EXIT_SIGINT', 'EXIT_SIGTERM',
            'Interrupted', 'deferred_interrupts', 'ArgumentParser']
 
 EXIT_USER = 2
@@ -199,3 +199,36 @@ def run(main, argv=None, prog=None):
             sys.stdout.flush()
             logging.shutdown()
             os._exit(hard)
+
+
+def check_output_path(path, flag, directory=False, create=False):
+    """Check, before any work, that ``path`` can be written; one line (:class:`UserError`)
+    naming ``flag`` when it cannot: a file path that is a directory, a component of the path
+    that is a file, a folder (the nearest existing parent, where the rest will be made) in
+    which no file can be made (a probe file is made and removed). ``directory``: ``path`` is
+    itself the directory to write in. ``create``: make the missing folders. Returns the
+    folder that will hold the output."""
+    import tempfile
+    path = os.fspath(path)
+    if not directory and os.path.isdir(path):
+        raise UserError('%s %s is a directory; give the path of a file (a name inside it)'
+                        % (flag, path))
+    folder = os.path.abspath(path) if directory else os.path.dirname(os.path.abspath(path))
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError('%s %s: %s is a file, not a directory; choose another path'
+                        % (flag, path, existing))
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as err:
+        raise UserError('%s %s: cannot write in %s (%s); choose a writable folder'
+                        % (flag, path, existing, err.strerror or err))
+    if create:
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as err:
+            raise UserError('%s %s: cannot create the folder %s (%s)'
+                            % (flag, path, folder, err.strerror or err))
+    return folder

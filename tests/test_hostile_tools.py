@@ -209,7 +209,7 @@ CASES = [
      ['--write-docs {afile}: is a file, not a directory', 'give an existing directory']),
     # ---------------------------------------------------------------- the demo builder
     ('demo-out-under-a-file', 'demo', ['--out', '{afile}/demo'],
-     ['--out {afile}/demo: {afile} is a file, not a directory', 'choose another --out']),
+     ['--out {afile}/demo: {afile} is a file, not a directory', 'choose another path']),
     ('demo-huge-size', 'demo', ['--out', '{tmp}/demo', '--size', '100000'],
      ['--size must be at least 16 and at most 1024 pixels', 'got 100000']),
     ('demo-negative-seed', 'demo', ['--out', '{tmp}/demo', '--seed', '-1'],
@@ -361,13 +361,12 @@ def unwritable(tmp_path):
      ['--out {ro}/c.png: cannot write in {ro}', 'choose a writable folder']),
     ('convert', ['{timm}', '--model', 'resnet18', '--out', '{ro}/r18.params'],
      ['--out {ro}/r18.params: cannot write in {ro}', 'choose a writable folder']),
-    ('demo', ['--out', '{ro}/demo'], ['--out {ro}/demo cannot be created',
-                                      'choose a directory you can write']),
+    ('demo', ['--out', '{ro}/demo'], ['--out {ro}/demo: cannot write in {ro}',
+                                      'choose a writable folder']),
     ('study', ['--out', '{ro}/s', '--dataset', 'digits', '--models', 'preresnet8'],
-     ['--out {ro}/s cannot be created', 'choose a directory you can write']),
+     ['--out {ro}/s: cannot write in {ro}', 'choose a writable folder']),
     ('reproduce', ['--collect', '{finished}', '--results', '{ro}/results.json'],
-     ['the results file {ro}/results.json cannot be written', 'choose a writable path',
-      '--results']),
+     ['--results {ro}/results.json: cannot write in {ro}', 'choose a writable folder']),
 ], ids=['visualize-out', 'convert-out', 'demo-out', 'study-out', 'reproduce-results'])
 def test_an_unwritable_folder_is_one_line(command, argv, words, f, unwritable, capsys):
     names = dict(vars(f), ro=unwritable)

@@ -19,7 +19,7 @@ import os
 import re
 import sys
 
-from ..errors import ArgumentParser, UserError
+from ..errors import ArgumentParser, UserError, check_output_path
 
 __all__ = ['build_parser', 'main', 'console', 'PROG', 'build_model']
 
@@ -72,29 +72,6 @@ def build_model(name, classes=None, **kwargs):
     return get_model(name, classes=classes, **kwargs)
 
 
-def _check_output(path, flag):
-    """One line when ``path`` cannot be written: a directory, a folder that does not exist
-    or is a file, a folder that cannot be written (a probe file is made and removed)."""
-    import tempfile
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise UserError('%s %s is a directory; give the path of a file' % (flag, path))
-    existing = folder
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise UserError('%s %s: %s is a file, not a directory; choose another path'
-                        % (flag, path, existing))
-    if existing != folder:
-        raise UserError('%s %s: the folder %s does not exist; create it first'
-                        % (flag, path, folder))
-    try:
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as err:
-        raise UserError('%s %s: cannot write in %s (%s); choose a writable folder'
-                        % (flag, path, folder, err.strerror or err))
-
-
 def main(argv=None, prog=PROG):
     args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
     if not os.path.isfile(args.file):
@@ -115,7 +92,7 @@ def main(argv=None, prog=PROG):
     outputs = [('--json', args.json)] + ([] if args.dry_run else [('--out', out)])
     for flag, path in outputs:          # every file to write, checked before any work
         if path:
-            _check_output(path, flag)
+            check_output_path(path, flag, create=True)
     try:
         net = build_model(args.model, args.classes, **model_args)
     except (KeyError, ValueError, TypeError) as err:

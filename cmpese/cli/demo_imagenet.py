@@ -10,7 +10,7 @@ cut: :mod:`cmpese.data.demo_imagenet`.
 import os
 import sys
 
-from ..errors import ArgumentParser, UserError
+from ..errors import ArgumentParser, UserError, check_output_path
 
 __all__ = ['build_parser', 'main', 'console', 'train_command', 'PROG']
 
@@ -51,12 +51,7 @@ def main(argv=None, prog=PROG):
         if getattr(args, flag) < 1:
             raise UserError('--%s must be at least 1, got %d'
                             % (flag.replace('_', '-'), getattr(args, flag)))
-    existing = os.path.abspath(args.out)         # --out, or its nearest existing parent
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise UserError('--out %s: %s is a file, not a directory; choose another --out'
-                        % (args.out, existing))
+    check_output_path(args.out, '--out', directory=True)
     for name in ('train.rec', 'val.rec'):
         if os.path.exists(os.path.join(args.out, name)):
             raise UserError('--out %s already holds %s; choose an empty directory (nothing '

@@ -4,7 +4,7 @@ a zoo name + parameters or an export. Usage and what is measured: :mod:`cmpese.e
 import json
 import sys
 
-from ..errors import ArgumentParser
+from ..errors import ArgumentParser, check_output_path
 from ..training.cli import float_list
 
 __all__ = ['build_parser', 'main', 'console', 'PROG']
@@ -57,15 +57,14 @@ def build_parser(prog=PROG):
 
 def main(argv=None, prog=PROG):
     from ..evaluate import evaluate_model, format_table
-    from ..deploy.export import _check_output_dir
     args = build_parser(prog).parse_args(argv)
     if args.json:
-        _check_output_dir(args.json, '--json', create=False)
+        check_output_path(args.json, '--json')
     result = evaluate_model(args)
     print(format_table(result))
     if args.json:
         from ..training.checkpoint import atomic_write
-        _check_output_dir(args.json, '--json')
+        check_output_path(args.json, '--json', create=True)
 
         def write(tmp):
             with open(tmp, 'w') as f:

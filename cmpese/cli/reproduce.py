@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 
-from ..errors import ArgumentParser, UserError
+from ..errors import ArgumentParser, UserError, check_output_path
 
 __all__ = ['build_parser', 'main', 'console', 'PROG']
 
@@ -76,8 +76,7 @@ def main(argv=None, prog=PROG):
         raise UserError('nothing to do: pass --list, --table T --row R [--run], --collect '
                         'RUN_DIR or --write-docs (see --help)')
     if args.collect or args.run:        # the results file will be written: checked first
-        from ..deploy.export import _check_output_dir
-        _check_output_dir(args.results or rp.default_results_path(), '--results', create=False)
+        check_output_path(args.results or rp.default_results_path(), '--results')
     if args.list:
         if args.table:
             try:

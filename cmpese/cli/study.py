@@ -19,7 +19,7 @@ import os
 import shlex
 import sys
 
-from ..errors import ArgumentParser, UserError
+from ..errors import ArgumentParser, UserError, check_output_path
 
 __all__ = ['build_parser', 'main', 'console']
 
@@ -85,12 +85,7 @@ def main(argv=None, prog=PROG):
     args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
     plan_path = os.path.join(args.out, 'study.json')
     old = None
-    existing = os.path.abspath(args.out)         # --out, or its nearest existing parent
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise UserError('--out %s: %s is a file, expected a directory for the study; choose '
-                        'another --out' % (args.out, existing))
+    check_output_path(args.out, '--out', directory=True)
     if os.path.exists(plan_path):
         old = _read_plan(plan_path)
     dataset = args.dataset or (old or {}).get('dataset')

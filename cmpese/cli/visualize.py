@@ -18,7 +18,7 @@ import json
 import os
 import sys
 
-from ..errors import ArgumentParser, UserError
+from ..errors import ArgumentParser, UserError, check_output_path
 from ..training.cli import float_list
 
 __all__ = ['build_parser', 'main', 'console', 'PROG', 'COMMANDS']
@@ -384,20 +384,6 @@ _AT_LEAST = (('classes', 1, ''), ('width', 1, ''), ('channels', 1, ''),
              ('count', 0, ' (0: every image)'))
 
 
-def _check_writable(path, flag):
-    """One line when the folder that will hold ``path`` (or its nearest existing parent,
-    where it will be made) cannot be written; a probe file is made and removed."""
-    import tempfile
-    folder = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(folder):
-        folder = os.path.dirname(folder)
-    try:
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as err:
-        raise UserError('%s %s: cannot write in %s (%s); choose a writable folder'
-                        % (flag, path, folder, err.strerror or err))
-
-
 def main(argv=None, prog=PROG):
     args = build_parser(prog).parse_args(argv)
     for flag, low, note in _AT_LEAST:
@@ -405,9 +391,7 @@ def main(argv=None, prog=PROG):
         if value is not None and value < low:
             raise UserError('--%s must be an integer >= %d%s, got %d' % (flag, low, note, value))
     if getattr(args, 'out', None):
-        from ..deploy.export import _check_output_dir
-        _check_output_dir(args.out, '--out', create=False)
-        _check_writable(args.out, '--out')
+        check_output_path(args.out, '--out')
     return COMMANDS[args.command](args)
 
 

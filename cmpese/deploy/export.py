@@ -25,7 +25,7 @@ import warnings
 import mxnet as mx
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, check_output_path
 
 __all__ = ['export_model', 'export_onnx', 'clean_onnx', 'optimize_onnx', 'load_exported',
            'need_onnx', 'set_onnx_data_config', 'onnx_data_config', 'run_data_config',
@@ -59,32 +59,15 @@ def _publish(pairs):
 
 
 def _check_output_dir(path, flag='--prefix', create=True):
-    """Create the directory of ``path`` (``create``); one line when a component of it is a
-    file, when ``path`` is a directory (a file path is expected), or when a ``--prefix``
-    ends in a separator (a prefix names files, ``out/model`` for ``out/model-symbol.json``)."""
+    """:func:`cmpese.errors.check_output_path` for an output file, and for a ``--prefix``
+    one more rule: it must not end in a separator (a prefix names files, ``out/model`` for
+    ``out/model-symbol.json``). Makes the folder when ``create``."""
     path = os.fspath(path)
     if flag == '--prefix' and not os.path.basename(path):
         raise UserError('%s %s ends in a directory separator: a prefix names the files '
                         '(%s gives %s-symbol.json); add a name after it'
                         % (flag, path, os.path.join(path, 'model'), os.path.join(path, 'model')))
-    if flag != '--prefix' and os.path.isdir(path):
-        raise UserError('%s %s is a directory; give the path of a file (a name inside it)'
-                        % (flag, path))
-    directory = os.path.dirname(os.path.abspath(path))
-    probe = directory
-    while probe and not os.path.exists(probe):
-        probe = os.path.dirname(probe)
-    if probe and not os.path.isdir(probe):
-        raise UserError('%s %s: %s is a file, not a directory; choose another path'
-                        % (flag, path, probe))
-    if not create:
-        return directory
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as err:
-        raise UserError('%s %s: cannot create directory %s (%s)'
-                        % (flag, path, directory, err.strerror or err))
-    return directory
+    return check_output_path(path, flag, create=create)
 
 
 def remove_stale_exports(prefix):
