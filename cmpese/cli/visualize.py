@@ -18,6 +18,7 @@ import json
 import os
 import sys
 
+from ..data.datasets import DATASETS
 from ..errors import ArgumentParser, UserError, check_output_path
 from ..training.cli import float_list
 
@@ -43,8 +44,8 @@ def _model_args(p):
 
 def _image_args(p, count):
     g = p.add_argument_group('images (one of --data, --images, --rec)')
-    g.add_argument('--data', help='a dataset split: digits, cifar10, cifar100 or svhn, '
-                                  'optionally :train or :test (default test)')
+    g.add_argument('--data', help='a dataset split: %s, optionally :train or :test (default '
+                                  'test), e.g. fashion-mnist:test' % ', '.join(DATASETS))
     g.add_argument('--data-dir', help='directory of the dataset files (as for train_cifar.py)')
     g.add_argument('--images', help='a folder of images (class sub-folders give the labels)')
     g.add_argument('--rec', help='an im2rec RecordIO file (its .idx beside it, or --rec-idx)')
