@@ -69,6 +69,12 @@ def test_reads_the_official_layout_gzipped_or_not(tmp_path, gz):
     assert info.classes == 10 and info.flip and info.augment
     np.testing.assert_allclose(info.mean, [written['test'][0].mean()] * 3, rtol=1e-5)
     assert data.DATASETS['fashion-mnist']['size'] == 28
+    # what visualize looks at: the split, with the dataset's class names
+    from cmpese.analysis.images import load_images
+    seen = load_images(data='fashion-mnist:test', data_dir=str(tmp_path), count=10,
+                       input_size=28)
+    assert seen.data.shape == (10, 3, 28, 28)
+    assert seen.class_names[:2] == ['T-shirt/top', 'Trouser'] and len(seen.class_names) == 10
 
 
 def _corrupt(path, how):

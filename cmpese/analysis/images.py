@@ -70,7 +70,8 @@ def load_images(data=None, folder=None, rec=None, rec_idx=None, count=64, input_
                 if idx is not None]
         pick = np.array(pick[:count] if count else pick)
         images, labels = x[pick], np.asarray(y)[pick].astype(np.int64)
-        names = [str(c) for c in range(DATASETS[name]['classes'])]
+        from ..data.config import class_names    # the names a data config records
+        names = class_names(name, data_dir) or [str(c) for c in range(DATASETS[name]['classes'])]
         norm = norm or name
         source = '%s %s split' % (name, split)
     elif folder is not None:
