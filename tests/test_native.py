@@ -164,6 +164,27 @@ def test_gradient_of_x_alone():
 
 
 @needs_library
+def test_parameters_upstream_accumulate_with_grad_req_add():
+    """A trainer accumulating gradients (grad_req='add') over two steps gets twice one step's
+    gradient for the layers before the operator."""
+    a, s, _ = inputs('scale_add', (2, 8, 5, 5), 'float64', seed=5)
+    grads = {}
+    for req in ('write', 'add'):
+        net = ConvBN('scale_add_relu', True, 8)
+        net.cast('float64')
+        net.initialize(mx.init.Constant(0.1))
+        net.hybridize()
+        net.conv.weight.grad_req = req
+        for _ in range(2 if req == 'add' else 1):
+            with autograd.record():
+                y = net(a, s)
+            y.backward()
+        grads[req] = net.conv.weight.grad().asnumpy()
+    assert np.abs(grads['write']).max() > 0
+    np.testing.assert_allclose(grads['add'], 2 * grads['write'], rtol=1e-12)
+
+
+@needs_library
 @pytest.mark.parametrize('args, message', [
     (lambda: (mx.nd.ones((2, 3, 4, 4)), mx.nd.ones((3, 2))),
      'scale: s must be (N, C) or (N, C, 1, 1) for x of (N, C) = (2, 3)'),

@@ -15,6 +15,13 @@ appear as ``mx.nd.scale_add``, ``mx.sym.scale_add`` and so ``F.scale_add`` in a
 libraries, a CUDA build: the kernels are CPU-only, ``CMPESE_NATIVE=0``) it returns False
 after one log line on the ``cmpese.native`` logger, and the caller keeps the stock operators.
 
+Two things MXNet 1.9.1 does around a library operator (src/c_api/c_api.cc): it copies every
+input held in oneDNN's blocked layout to plain NCHW before the call (in the forward, and
+again in the backward) and the outputs are plain NCHW; and it does not pass on the write
+requests, so a gradient the operator writes straight into a variable attached with
+``grad_req='add'`` replaces it instead of adding to it. Use the operators on computed
+tensors (as a unit's x, s and identity are); parameters upstream accumulate as usual.
+
 The compiled library goes to ``cmpese/native/build/`` when the package directory is
 writable, else to ``$XDG_CACHE_HOME/cmpese`` (``~/.cache/cmpese``); ``CXX`` names another
 compiler than ``g++``. No ``-march=native``: the library runs on any x86-64 CPU it is copied
