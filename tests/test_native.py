@@ -210,7 +210,7 @@ def test_identity_of_another_shape_is_refused():
     assert 'scale_add: x and r must have one shape' in str(err.value)
 
 
-def test_build_is_cached_by_content(tmp_path):
+def test_build_is_cached_by_content():
     """A second build finds the first one's file (no compiler run); only the package's own
     sources and MXNet's are in the name."""
     if not LOADED:
