@@ -49,8 +49,8 @@ const int64_t kParallelMin = 1 << 15;
 
 // y = x * s (+ r) (then max(., 0)).
 // Traffic: reads x (and r), writes y -- 2 passes (3 with r), the floor. The stock graph
-// (ops.scale 'dot' + elemwise_add + relu) makes 7 passes for scale_add_relu: the spread s
-// map written and read, x * spread, + r, relu.
+// (ops.scale 'dot' + elemwise_add + relu) makes 9 for scale_add_relu: the spread s map
+// written (1), x * spread (3), + r (3), relu (2).
 template <typename T, bool kAdd, bool kRelu>
 void forward_kernel(const T* x, const T* s, const T* r, T* y, int64_t planes, int64_t len) {
 #pragma omp parallel for schedule(static) if (planes * len >= kParallelMin)
@@ -73,8 +73,8 @@ void forward_kernel(const T* x, const T* s, const T* r, T* y, int64_t planes, in
 // Traffic: reads g and x (and y for the mask), writes dx (and dr) -- 3 passes (4 with r,
 // 5 with r and the mask), the floor for an operator that must hand MXNet dr as a tensor of
 // its own. ds is summed while the plane is in cache, so it costs no pass. The stock graph
-// makes 10 or more: relu and add backward, dx = g * spread, the product g * x written and
-// read again by the dot (or a broadcast reduction) that sums it.
+// makes about 13: relu backward (3), add backward (3), dx = g * spread (3), the product
+// g * x written (3) and read again (1) by the dot that sums it.
 template <typename T, bool kAdd, bool kRelu>
 void backward_kernel(const T* g, const T* x, const T* s, const T* y,
                      T* dx, T* ds, T* dr, int64_t planes, int64_t len) {
