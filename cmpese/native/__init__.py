@@ -131,6 +131,16 @@ def build(force=False, cache_dir=None):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    if folder == os.path.join(HERE, 'build'):
+        # the checkout's own folder keeps only the build of the current sources (a process
+        # that loaded an older one keeps its mapping); a shared user cache keeps them all
+        for other in os.listdir(folder):
+            if (other.startswith('libcmpese_fused-') and other.endswith('.so') and
+                    other != name):
+                try:
+                    os.remove(os.path.join(folder, other))
+                except OSError:
+                    pass
     return target
 
 
