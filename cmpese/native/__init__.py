@@ -35,7 +35,7 @@ import subprocess
 import tempfile
 import threading
 
-__all__ = ['build', 'load', 'loaded', 'BuildError', 'OPERATORS', 'FLAGS']
+__all__ = ['build', 'load', 'loaded', 'failure', 'BuildError', 'OPERATORS', 'FLAGS']
 
 LOG = logging.getLogger('cmpese.native')
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -146,6 +146,7 @@ def build(force=False, cache_dir=None):
 
 _lock = threading.Lock()
 _result = []      # [True / False] once load() has run
+_reason = []      # [why it did not load] once load() has returned False
 
 
 def _unavailable_reason():
@@ -196,6 +197,7 @@ def load(cache_dir=None):
         if not ok:
             LOG.log(level, 'native rescale operators not loaded (%s); using the stock operators',
                     reason)
+            _reason.append(reason)
         _result.append(ok)
         return ok
 
@@ -203,3 +205,9 @@ def load(cache_dir=None):
 def loaded():
     """True when :func:`load` has loaded the operators in this process (no attempt made)."""
     return bool(_result and _result[0])
+
+
+def failure():
+    """Why :func:`load` returned False in this process (the reason of its log line); None
+    when it loaded the operators or has not run."""
+    return _reason[0] if _reason else None
