@@ -65,14 +65,14 @@ PRESETS = {
                'lr 0.1 /10 at 32k and 48k iterations, 64k iterations (rounded up to whole '
                'epochs).'),
     'digits': dict(
-        optimizer='nag', momentum=0.9, wd=1e-4, batch_size=64, lr=0.05, epochs=6,
+        optimizer='nag', momentum=0.9, wd=1e-4, batch_size=32, lr=0.05, epochs=6,
         lr_steps=[4], lr_factor=0.1, warmup_epochs=1,
         source='Not a paper schedule: a short run for the bundled digits set (the README\'s '
-               'main job), CMPE-style Nesterov SGD. 6 epochs are only 132 updates, so the '
-               'deep post-activation ResNets (44 to 110 layers) diverged at lr 0.1; He et al. '
-               '(2016a, Sec. 4.2) warm ResNet-110 up at a low rate, and here the rate rises '
-               'linearly from 0 to 0.05 over the first epoch (docs/training.md has the '
-               'measured table, benchmarks/check_zoo_digits.py).'),
+               'main job), CMPE-style Nesterov SGD. At batch 64 and lr 0.1, 6 epochs are 132 '
+               'updates and the deep post-activation ResNets (44 to 110 layers) diverged; '
+               'He et al. (2016a, Sec. 4.2) warm ResNet-110 up at a low rate. Here: batch 32 '
+               '(270 updates), the rate rising linearly from 0 to 0.05 over the first epoch '
+               '(docs/training.md has the measured table, benchmarks/check_zoo_digits.py).'),
     'fashion_mnist': dict(
         optimizer='nag', momentum=0.9, wd=1e-4, batch_size=128, lr=0.1, epochs=15,
         lr_steps_frac=[0.5, 0.75], lr_factor=0.1,
