@@ -1,5 +1,7 @@
 """cmpese.units.ops: every implementation of squeeze / rescale / channel mean gives the same
-values and gradients (against numpy), hybridized and not; the profile selection."""
+values and gradients (against numpy), hybridized and not; every unit and every backbone family
+gives the reference profile's values and gradients in float64 with the native rescale; the
+profile selection."""
 import json
 import os
 import subprocess
@@ -12,10 +14,20 @@ from mxnet import autograd
 from mxnet.gluon import HybridBlock
 
 import cmpese
-from cmpese.units import ops
+from cmpese import native
+from cmpese.units import get_unit, ops
 from model_checks import calibrate_bn, init_net, random_input
 
 SHAPES = [(1, 3, 4, 5), (3, 8, 7, 7), (2, 16, 1, 1)]
+NATIVE = native.load()
+needs_native = pytest.mark.skipif(
+    not NATIVE, reason='cmpese.native.load() returned False (see the cmpese.native log line)')
+
+
+def _impls(step):
+    """The step's implementations, 'native' skipped where the library does not load."""
+    return [pytest.param(name, marks=needs_native) if name == 'native' else name
+            for name in sorted(ops.IMPLS[step])]
 
 
 class Step(HybridBlock):
@@ -69,7 +81,7 @@ def test_squeeze_values_and_gradients(shape, name, hybridize):
 
 
 @pytest.mark.parametrize('shape', SHAPES)
-@pytest.mark.parametrize('name', sorted(ops.IMPLS['scale']))
+@pytest.mark.parametrize('name', _impls('scale'))
 @pytest.mark.parametrize('hybridize', [False, True])
 def test_scale_values_and_gradients(shape, name, hybridize):
     x = random_input(shape, seed=2)
@@ -114,8 +126,12 @@ def test_profiles_and_selection():
     assert ops.get_impl() == default
     assert ops.parse_impl('squeeze=pool, mean=conv') == {'squeeze': 'pool', 'mean': 'conv'}
     assert ops.parse_impl('train') == ops.PROFILES['train']
-    for bad in ('fast', 'squeeze=fft', 'colour=red'):
-        with pytest.raises(ValueError, match='squeeze'):
+    # the train rescale is the native operator exactly where the library loads; the
+    # reference profile never uses it
+    assert ops.PROFILES['train']['scale'] == ('native' if NATIVE else 'dot')
+    assert ops.PROFILES['reference']['scale'] == 'broadcast'
+    for bad in ('fast', 'squeeze=fft', 'colour=red', 'scale=natve'):
+        with pytest.raises(ValueError, match='scale in broadcast[|]dot[|]native'):
             ops.parse_impl(bad)
     with pytest.raises(ValueError):
         ops.set_impl(scale='nope')
@@ -156,6 +172,7 @@ def test_models_agree_across_every_choice(name):
     results = []
     combos = [ops.PROFILES['train'], ops.PROFILES['reference'],
               {'squeeze': 'adaptive', 'scale': 'dot', 'mean': 'mean'},
+              {'squeeze': 'pool', 'scale': 'native' if NATIVE else 'dot', 'mean': 'mean'},
               {'squeeze': 'pool', 'scale': 'dot', 'mean': 'conv'},
               {'squeeze': 'dot', 'scale': 'broadcast', 'mean': 'mean'}]
     for combo in combos:
@@ -181,3 +198,90 @@ def test_models_agree_across_every_choice(name):
             np.testing.assert_allclose(grads[key], ref_grads[key], rtol=1e-3,
                                        atol=max(1e-3 * scale, 1e-5 * largest),
                                        err_msg='%s %s' % (combo, key))
+
+
+# ------------------------------------------------------------------ float64, native vs reference
+# The choices every unit and network is run with: the reference profile first (what the
+# others must equal), the reference with the native rescale, and the default train profile
+# (native rescale with the dot squeeze and the conv channel mean).
+NATIVE_CHOICES = [('reference', {}), ('reference', {'scale': 'native'}), ('train', {})]
+NATIVE_OPS = {'scale', 'scale_add', 'scale_add_relu'}
+
+
+def _graph_ops_of(block):
+    return {n['op'] for n in json.loads(block._cached_graph[1].tojson())['nodes']}
+
+
+def _run_float64(block, inputs, profile, choices):
+    """Traced (hybridized) under the choice, in training mode: the output, the gradients of
+    the inputs and of every parameter for sum(out * weights), and the graph's operators."""
+    inputs = [a.copy() for a in inputs]
+    for a in inputs:
+        a.attach_grad()
+    with ops.using(profile, **choices):
+        block.hybridize(static_alloc=True, static_shape=True)
+        mx.random.seed(5)       # the same dropout masks (All-CNN) in every run
+        with autograd.record():
+            out = block(*inputs)
+            weights = mx.nd.array(np.arange(out.size).reshape(out.shape) % 7 - 3.0,
+                                  dtype='float64')
+            loss = (out * weights).sum()
+        loss.backward()
+    grads = {'d/input%d' % i: a.grad.asnumpy() for i, a in enumerate(inputs)}
+    grads.update({k: p.grad().asnumpy() for k, p in block._collect_params_with_prefix().items()
+                  if p.grad_req != 'null'})
+    assert out.dtype == np.float64
+    return out.asnumpy(), grads, _graph_ops_of(block)
+
+
+def _assert_equal_to_reference(block, inputs):
+    results = [_run_float64(block, inputs, profile, choices)
+               for profile, choices in NATIVE_CHOICES]
+    ref_out, ref_grads, ref_ops = results[0]
+    assert not NATIVE_OPS & ref_ops
+    # a gradient that is zero in exact arithmetic (a filter followed by a training-mode BN
+    # over its one channel) is rounding noise: hence the term relative to the largest one
+    largest = max(np.abs(g).max() for g in ref_grads.values())
+    assert largest > 0
+    for (out, grads, graph_ops), (profile, choices) in zip(results[1:], NATIVE_CHOICES[1:]):
+        what = '%s %s' % (profile, choices)
+        assert 'scale' in graph_ops, what       # the rescale is the native operator
+        np.testing.assert_allclose(out, ref_out, rtol=1e-10, atol=1e-12 * np.abs(ref_out).max(),
+                                   err_msg=what)
+        assert sorted(grads) == sorted(ref_grads)
+        for key in ref_grads:
+            np.testing.assert_allclose(grads[key], ref_grads[key], rtol=1e-9,
+                                       atol=1e-11 * largest, err_msg='%s %s' % (what, key))
+
+
+@needs_native
+@pytest.mark.filterwarnings('ignore:The 1-th input to HybridBlock is not used')  # SE, nojoint
+@pytest.mark.parametrize('name, options', [
+    ('se', {}), ('se', {'squeeze': 'max', 'gate': 'tanh'}), ('cmpe_se_double_fc', {}),
+    ('cmpe_se_2x1', {}), ('cmpe_se_1x1', {}), ('ini_square_3', {}), ('ini_mix_5_d', {}),
+    ('ini_horizon_2', {}), ('ini_simple_1', {}), ('ini_mix_5_d_nojoint', {}),
+    ('ini_mix_5_d_spa', {}), ('ini_square_3_spa4', {})])
+def test_every_unit_native_equals_reference_in_float64(name, options):
+    """Per unit: the output and the gradients of the residual, the identity and every
+    parameter, native rescale against the reference operators, float64."""
+    rng = np.random.RandomState(11)
+    residual, identity = (mx.nd.array(rng.normal(size=(3, 32, 6, 6)), dtype='float64')
+                          for _ in range(2))
+    unit = get_unit(name, 32, reduction=4, **options)
+    mx.random.seed(1)
+    unit.initialize(mx.init.Normal(0.5))
+    unit.cast('float64')
+    _assert_equal_to_reference(unit, [residual, identity])
+
+
+@needs_native
+@pytest.mark.parametrize('name', ['se_preresnet20', 'cmpe_se_preresnet20_1x1',
+                                  'ini_preresnet20_mix_5_d', 'res_se_net20',
+                                  'cmpe_se_wrn10_1_2x1', 'ini_allcnn_square_3'])
+def test_every_family_native_equals_reference_in_float64(name):
+    """Per backbone family, hybridized: the network's output and every gradient (input and
+    parameters) with the native rescale against the reference operators, float64."""
+    net = init_net(cmpese.get_model(name, classes=10), seed=4)
+    net.cast('float64')
+    x = mx.nd.array(np.random.RandomState(12).normal(size=(2, 3, 32, 32)), dtype='float64')
+    _assert_equal_to_reference(net, [x])
