@@ -1,6 +1,8 @@
 """cmpese.native: the native rescale operators (fused.cc) against the same expressions built
 from stock operators, values and gradients, imperative and hybridized, float64 and float32;
-their shape and dtype errors; the build cache and the fallback when there is no compiler."""
+their shape and dtype errors; the build cache and the fallback when there is no compiler;
+the units' train profile using it (cmpese.units.ops) and exports never containing it."""
+import json
 import os
 import subprocess
 import sys
@@ -257,3 +259,103 @@ def test_load_without_a_compiler_falls_back_with_one_log_line(tmp_path):
         "WARNING cmpese.native: native rescale operators not loaded (no C++ compiler: %r is "
         "not on PATH (install g++ or set CXX)); using the stock operators"
         % str(tmp_path / 'no-such-g++')]
+
+
+# ------------------------------------------------------------------ the units' train profile
+def _python(code, **env):
+    """Run ``code`` in a fresh interpreter with ``env`` added (None removes a variable)."""
+    full = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    for key, value in env.items():
+        if value is None:
+            full.pop(key, None)
+        else:
+            full[key] = value
+    return subprocess.run([sys.executable, '-c', code], env=full, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+
+
+@needs_library
+def test_export_of_a_net_trained_native_holds_no_native_operator(tmp_path):
+    """The net traces the native rescale under the default (train) profile; its export is the
+    reference graph, with no library operator; the net then traces native again."""
+    import cmpese
+    from cmpese.tools.export import export_model
+    from cmpese.units import ops
+    from model_checks import init_net, random_input
+    assert ops.get_impl()['scale'] == 'native'
+    net = init_net(cmpese.get_model('cmpe_se_preresnet20_1x1', classes=10))
+    net.hybridize(static_alloc=True, static_shape=True)
+    x = random_input((2, 3, 32, 32))
+    trained = net(x).asnumpy()
+
+    def graph_ops():
+        return {n['op'] for n in json.loads(net._cached_graph[1].tojson())['nodes']}
+    assert 'scale' in graph_ops()
+    json_path, _ = export_model(net, str(tmp_path / 'm'), (2, 3, 32, 32))
+    exported = {n['op'] for n in json.load(open(json_path))['nodes']}
+    assert not set(native.OPERATORS) & exported
+    assert 'broadcast_mul' in exported
+    again = net(x).asnumpy()
+    assert 'scale' in graph_ops()
+    np.testing.assert_array_equal(again, trained)
+
+
+@needs_library
+def test_default_profile_loads_the_library_only_when_a_rescale_needs_it():
+    """A fresh process: tracing the reference operators (export, FLOP counts) loads nothing;
+    the default profile's rescale is the native one, decided on first use; the variable
+    CMPESE_UNIT_OPS accepts scale=native."""
+    code = ('import mxnet as mx\n'
+            'from cmpese import native\n'
+            'from cmpese.units import ops\n'
+            'with ops.using("reference"):\n'
+            '    ops.scale(mx.sym, mx.sym.var("x"), mx.sym.var("s"))\n'
+            'before = list(native._result)\n'
+            'print(before, ops.get_impl()["scale"], native.loaded())\n')
+    done = _python(code, CMPESE_UNIT_OPS=None, CMPESE_NATIVE=None)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == '[] native True\n'
+    done = _python('from cmpese.units import ops; print(sorted(ops.get_impl().items()))',
+                   CMPESE_UNIT_OPS='squeeze=pool,scale=native', CMPESE_NATIVE=None)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[('mean', 'conv'), ('scale', 'native'), ('squeeze', 'pool')]\n"
+
+
+def test_without_the_library_train_falls_back_and_native_is_refused():
+    """CMPESE_NATIVE=0 (as a CUDA build or a machine without g++): the train profile's
+    rescale is dot, the reference profile is unchanged, and asking for scale=native is one
+    ConfigError naming the reason."""
+    code = ('from cmpese.errors import ConfigError\n'
+            'from cmpese.units import ops\n'
+            'print(ops.get_impl()["scale"], ops.PROFILES["reference"]["scale"])\n'
+            'try:\n'
+            '    ops.set_impl(scale="native")\n'
+            'except ConfigError as e:\n'
+            '    print(e)\n'
+            'print(ops.get_impl()["scale"])\n')
+    done = _python(code, CMPESE_UNIT_OPS=None, CMPESE_NATIVE='0')
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        'dot broadcast',
+        "unit operators 'scale=native': the native rescale operator cannot be used here "
+        "(CMPESE_NATIVE=0). Choose scale=dot, or leave the rescale to the train profile, "
+        "which falls back by itself",
+        'dot']
+
+
+def test_unit_ops_native_without_the_library_is_one_line_from_the_trainer(tmp_path):
+    """CMPESE_UNIT_OPS=scale=native where the library cannot load: train_cifar.py stops with
+    one error line naming the variable and the reason, exit 2, no traceback."""
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', CMPESE_NATIVE='0',
+               CMPESE_UNIT_OPS='scale=native')
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'train_cifar.py'), '--model', 'cmpe_se_wrn10_1_1x1',
+         '--dataset', 'digits', '--epochs', '1', '--save-dir', str(tmp_path / 'run')],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+        timeout=300, cwd=str(tmp_path))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert 'Traceback' not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        'train_cifar.py: error: CMPESE_UNIT_OPS=scale=native: the native rescale operator '
+        'cannot be used here (CMPESE_NATIVE=0). Choose scale=dot, or leave the rescale to the '
+        'train profile, which falls back by itself')
