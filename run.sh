@@ -18,6 +18,11 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.cmpese-stamp" 2>/dev/null)" !
   "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$MXNET_PKG" -r requirements.txt
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+  # the native rescale operators (cmpese/native/fused.cc), compiled once and cached; when they
+  # cannot be built, one log line and the stock operators (this never stops the script)
+  echo "[run.sh] building the native rescale operators ..." >&2
+  "$VENV/bin/python" -c "import logging; logging.basicConfig(format='[run.sh] %(message)s')
+import cmpese.native as n; n.load()" || true
   echo "$want" > "$VENV/.cmpese-stamp"
 fi
 

@@ -16,7 +16,8 @@ setup(
     long_description=open(os.path.join(HERE, 'README.md')).read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['cmpese', 'cmpese.*']),
-    package_data={'cmpese.papers': ['rows.csv']},     # every figure the papers print
+    package_data={'cmpese.papers': ['rows.csv'],      # every figure the papers print
+                  'cmpese.native': ['fused.cc']},     # compiled by cmpese.native.load()
     python_requires='>=3.8',
     # MXNet is not listed here: the CPU and CUDA builds are different distributions that
     # install the same `mxnet` module. Pick one with an extra: pip install cmpese[cpu] or
