@@ -110,8 +110,8 @@ def compare_settled(trainer, settled, stream=None):
     if cfg.get('lr_scaling'):
         log.info('%s', cfg['lr_scaling'])
     if cfg['dtype'] == 'bfloat16':
-        from mxnet.contrib import amp
-        amp.init(target_dtype='bfloat16')
+        from cmpese.training.run import enable_bfloat16
+        enable_bfloat16()
     compare_models(trainer.names, cfg, settled.ctx, settled.model_args, stream=stream)
     return 0
 

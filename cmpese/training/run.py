@@ -44,7 +44,7 @@ from .fit import fit, write_result
 from .kvstore import create_kvstore
 from .report import record_result, setup_logging
 
-__all__ = ['Trainer', 'Settled', 'export_trained', 'exported_epoch', 'check_backbone_file',
+__all__ = ['Trainer', 'enable_bfloat16', 'Settled', 'export_trained', 'exported_epoch', 'check_backbone_file',
            'load_backbone']
 
 log = logging.getLogger('cmpese.train')
@@ -164,6 +164,18 @@ def load_backbone(net, path, ctx, lead=True):
                  path, len(report.new))
     return report
 
+
+
+def enable_bfloat16():
+    """``--dtype bfloat16``: MXNet AMP, casts inserted around every operator of its bfloat16
+    lists (oneDNN); must run before the network is built. Parameters and the update stay
+    float32. The units' rescale uses the stock ``dot`` operators: the native ones
+    (:mod:`cmpese.native`) take float32 and float64 only."""
+    from mxnet.contrib import amp
+    from ..units import ops
+    amp.init(target_dtype='bfloat16')
+    if ops.get_impl()['scale'] == 'native':
+        ops.set_impl(scale='dot')
 
 class Trainer(object):
     """One trainer command line over the run skeleton (see the module docstring).
@@ -297,10 +309,7 @@ class Trainer(object):
             refuse_existing_run(save_dir)
         setup_logging(None)
         if cfg.get('dtype') == 'bfloat16':
-            # MXNet AMP: casts inserted around every operator of its bfloat16 lists (oneDNN);
-            # must run before the network is built. Parameters and the update stay float32.
-            from mxnet.contrib import amp
-            amp.init(target_dtype='bfloat16')
+            enable_bfloat16()
         net = build_model(cfg['model'], cfg['classes'], model_args)   # a wrong name fails first
         backbone = cfg.get('pretrained_backbone') if not cfg['resume'] else None
         if backbone:
