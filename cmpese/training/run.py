@@ -44,8 +44,8 @@ from .fit import fit, write_result
 from .kvstore import create_kvstore
 from .report import record_result, setup_logging
 
-__all__ = ['Trainer', 'enable_bfloat16', 'Settled', 'export_trained', 'exported_epoch', 'check_backbone_file',
-           'load_backbone']
+__all__ = ['Trainer', 'Settled', 'export_trained', 'exported_epoch', 'check_backbone_file',
+           'load_backbone', 'enable_bfloat16']
 
 log = logging.getLogger('cmpese.train')
 
