@@ -27,8 +27,9 @@ import os
 import signal
 import sys
 
-__all__ = ['check_output_path', 'UserError', 'ConfigError', 'USER_ERRORS', 'run', 'EXIT_USER', 'EXIT_SIGINT', 'EXIT_SIGTERM',
-           'Interrupted', 'deferred_interrupts', 'ArgumentParser']
+__all__ = ['UserError', 'ConfigError', 'USER_ERRORS', 'run', 'EXIT_USER', 'EXIT_SIGINT',
+           'EXIT_SIGTERM', 'Interrupted', 'deferred_interrupts', 'ArgumentParser',
+           'check_output_path']
 
 EXIT_USER = 2
 EXIT_SIGINT = 130
