@@ -289,6 +289,10 @@ def test_pretrained_backbone_fine_tunes_an_se_model(cifar_dir, plain_resnet50, t
                              '--save-dir', str(out)]) == 0
     log_text = (out / 'train.log').read_text()
     assert '--pretrained-backbone: the backbone from %s' % plain_resnet50 in log_text
+    # the log says which unit operators trained (the package's current choice)
+    from cmpese.units import ops
+    assert 'unit operators: %s (cmpese.units.ops' % ', '.join(
+        '%s=%s' % kv for kv in sorted(ops.get_impl().items())) in log_text
     assert re.search(r'loaded:  265 tensors', log_text)
     assert re.search(r'new: +34 tensors', log_text)
     assert re.search(r'32  SE unit: backbone only', log_text)

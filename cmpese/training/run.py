@@ -325,6 +325,9 @@ class Trainer(object):
         setup_logging(os.path.join(save_dir, 'train.log' if kv.rank == 0 else
                                    'train-worker%d.log' % kv.rank),
                       worker=(kv.rank, kv.num_workers))
+        from ..units import ops
+        log.info('unit operators: %s (cmpese.units.ops; CMPESE_UNIT_OPS to choose)', ', '.join(
+            '%s=%s' % kv for kv in sorted(ops.get_impl().items())))
         data_config = self.data_config(cfg, data)
         if kv.rank == 0:
             from ..data.config import DATA_CONFIG_FILE, save_data_config
