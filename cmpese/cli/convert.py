@@ -124,9 +124,9 @@ def main(argv=None, prog=PROG):
     except OSError as err:
         raise UserError('--out %s cannot be written (%s)' % (out, err.strerror or err))
     except mx.base.MXNetError as err:      # how MXNet's writer reports a failed write
-        from ..weights.params import _reason
+        from ..weights.params import error_line
         raise UserError('--out %s cannot be written (%s); free space there or choose another '
-                        'path' % (out, _reason(err, 100)))
+                        'path' % (out, error_line(err, 100)))
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

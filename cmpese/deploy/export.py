@@ -74,7 +74,7 @@ def remove_stale_exports(prefix):
     """Remove the temporary files an export to ``prefix`` left when it was killed
     (``<prefix>.tmp-<pid>-symbol.json``, ``-NNNN.params``, ``<prefix>-data.json.tmp-<pid>``,
     ``<prefix>.onnx.tmp-<pid>``...) whose process no longer runs; returns their paths."""
-    from ..training.checkpoint import TMP_MARK, _pid_alive
+    from ..training.checkpoint import TMP_MARK, pid_alive
     folder, base = os.path.split(os.path.abspath(prefix))
     mark = re.escape(TMP_MARK)
     pattern = re.compile(r'^%s(?:%s(\d+)-(?:symbol\.json|\d{4}\.params)|'
@@ -84,7 +84,7 @@ def remove_stale_exports(prefix):
     for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
         m = pattern.match(name)
         path = os.path.join(folder, name)
-        if m and os.path.isfile(path) and not _pid_alive(int(m.group(1) or m.group(2))):
+        if m and os.path.isfile(path) and not pid_alive(int(m.group(1) or m.group(2))):
             os.remove(path)
             removed.append(path)
     return removed
@@ -279,17 +279,17 @@ def _named(path, flag):
 
 def _params_reason(path, err):
     """Why ``mx.nd.load`` refused ``path``, in a few words (0 bytes said as such)."""
-    from ..weights.params import _reason
+    from ..weights.params import error_line
     if os.path.getsize(path) == 0:
         return 'it is empty (0 bytes), as an export cut short leaves it'
-    return _reason(err, 100).replace('Traceback', 'traceback')
+    return error_line(err, 100).replace('Traceback', 'traceback')
 
 
 def _shape_problem(symbol, arg_params, aux_params, sizes):
     """None when the parameters' shapes are those the symbol infers for an image of one of
     ``sizes`` (every zoo network ends in global pooling, so its parameters do not depend on
     the size), else a few words on the first that is not."""
-    from ..weights.params import _reason
+    from ..weights.params import error_line
     reason = None
     for size in sizes:
         try:
@@ -298,7 +298,7 @@ def _shape_problem(symbol, arg_params, aux_params, sizes):
                 _, _, aux = symbol.infer_shape(data=(1, 3, size, size),
                                                **{k: v.shape for k, v in arg_params.items()})
         except mx.base.MXNetError as err:
-            reason = reason or _reason(err, 120)
+            reason = reason or error_line(err, 120)
             continue
         if aux is None:
             return None                     # nothing to compare against
@@ -334,9 +334,9 @@ def check_exported(symbol_file, params_file, symbol_flag=None, params_flag=None,
             raise ValueError('no "nodes" list of operators')
         symbol = mx.sym.load(symbol_file)
     except (OSError, ValueError, UnicodeDecodeError, mx.base.MXNetError) as err:
-        from ..weights.params import _reason
+        from ..weights.params import error_line
         raise UserError('%s is not an MXNet symbol JSON (%s); give the <prefix>-symbol.json '
-                        'an export wrote, or %s' % (sym_name, _reason(err, 100), again))
+                        'an export wrote, or %s' % (sym_name, error_line(err, 100), again))
     try:
         loaded = mx.nd.load(params_file)
     except (OSError, ValueError, mx.base.MXNetError) as err:

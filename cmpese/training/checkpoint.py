@@ -50,7 +50,7 @@ __all__ = ['atomic_write', 'sha256_file', 'save_checkpoint', 'load_checkpoint',
            'latest_checkpoint', 'find_checkpoint', 'refuse_existing_run', 'remove_stale_temps',
            'find_nonfinite', 'read_json', 'CheckpointError', 'RunExists', 'SaveError',
            'checkpoint_clause', 'is_write_failure', 'write_errors', 'RECORD', 'TMP_MARK',
-           'LOCK', 'RunLocked', 'lock_run_dir', 'check_run_unlocked', 'lock_name']
+           'LOCK', 'RunLocked', 'lock_run_dir', 'check_run_unlocked', 'lock_name', 'pid_alive']
 
 RECORD = 'checkpoint.json'
 TMP_MARK = '.tmp-'
@@ -104,7 +104,7 @@ def atomic_write(path, write, digest=False):
             os.remove(tmp)
 
 
-def _pid_alive(pid):
+def pid_alive(pid):
     if pid == os.getpid():
         return False
     try:
@@ -130,7 +130,7 @@ def remove_stale_temps(save_dir):
         for name in sorted(os.listdir(folder)):
             m = _TMP.search(name)
             path = os.path.join(folder, name)
-            if m and os.path.isfile(path) and (held or not _pid_alive(int(m.group(1)))):
+            if m and os.path.isfile(path) and (held or not pid_alive(int(m.group(1)))):
                 os.remove(path)
                 removed.append(path)
     return removed

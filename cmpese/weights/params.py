@@ -21,7 +21,7 @@ import re
 
 from ..errors import UserError
 
-__all__ = ['load_params_checked', 'ParamsError']
+__all__ = ['load_params_checked', 'ParamsError', 'error_line']
 
 # the exporting instance's name prefix of an exported file ('arg:preactcifarnet3_conv0_...')
 _INSTANCE_PREFIX = re.compile(r'^(arg:|aux:)?[a-z_]*?\d+_')
@@ -34,7 +34,7 @@ class ParamsError(UserError, ValueError):
     class."""
 
 
-def _reason(err, limit=120):
+def error_line(err, limit=120):
     """One line of an exception: MXNet's errors start with a C++ traceback, so the last line
     that names an error, else the first line."""
     lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
@@ -67,7 +67,7 @@ def load_params_checked(net, path, ctx=None, flag=None, classes_option='classes=
         raise ParamsError(
             '%s is not an MXNet parameter file (%s). Expected the .params file written by '
             'net.save_parameters() or train_cifar.py (best.params, or the exported '
-            '<name>-0000.params).' % (name, _reason(err))) from None
+            '<name>-0000.params).' % (name, error_line(err))) from None
     if not isinstance(loaded, dict) or not loaded:
         raise ParamsError('%s holds no named parameters; expected the .params file written '
                           'by net.save_parameters() or train_cifar.py.' % name)
