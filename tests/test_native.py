@@ -359,3 +359,24 @@ def test_unit_ops_native_without_the_library_is_one_line_from_the_trainer(tmp_pa
         'train_cifar.py: error: CMPESE_UNIT_OPS=scale=native: the native rescale operator '
         'cannot be used here (CMPESE_NATIVE=0). Choose scale=dot, or leave the rescale to the '
         'train profile, which falls back by itself')
+    assert not (tmp_path / 'run').exists()          # refused before the run directory
+
+
+def test_misspelled_unit_ops_is_one_line_not_an_import_traceback(tmp_path):
+    """A misspelled CMPESE_UNIT_OPS: `import cmpese` works, and the trainer stops with one
+    line listing the choices, before it makes the run directory."""
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', CMPESE_UNIT_OPS='scale=natve')
+    imported = subprocess.run([sys.executable, '-c', 'import cmpese'], env=env,
+                              stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'train_cifar.py'), '--model', 'se_preresnet20',
+         '--dataset', 'digits', '--epochs', '1', '--save-dir', str(tmp_path / 'run')],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+        timeout=300, cwd=str(tmp_path))
+    assert done.returncode == 2 and 'Traceback' not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.splitlines()[-1].startswith(
+        "train_cifar.py: error: CMPESE_UNIT_OPS=scale=natve: unit operators 'scale=natve': "
+        "expected a profile (reference, train) or step=name pairs with ")
+    assert 'scale in broadcast|dot|native' in done.stderr.splitlines()[-1]
+    assert not (tmp_path / 'run').exists()

@@ -311,6 +311,8 @@ class Trainer(object):
         if cfg.get('dtype') == 'bfloat16':
             enable_bfloat16()
         net = build_model(cfg['model'], cfg['classes'], model_args)   # a wrong name fails first
+        from ..units import ops
+        ops.get_impl()      # CMPESE_UNIT_OPS checked (and the native library loaded) first
         backbone = cfg.get('pretrained_backbone') if not cfg['resume'] else None
         if backbone:
             check_backbone_file(net, backbone)
@@ -325,7 +327,6 @@ class Trainer(object):
         setup_logging(os.path.join(save_dir, 'train.log' if kv.rank == 0 else
                                    'train-worker%d.log' % kv.rank),
                       worker=(kv.rank, kv.num_workers))
-        from ..units import ops
         log.info('unit operators: %s (cmpese.units.ops; CMPESE_UNIT_OPS to choose)', ', '.join(
             '%s=%s' % kv for kv in sorted(ops.get_impl().items())))
         data_config = self.data_config(cfg, data)

@@ -69,8 +69,8 @@ units feed it computed tensors only (the residual and the gates), never a parame
 The choice is read when a graph is traced: a hybridized block keeps the operators it was
 traced with until ``hybridize()`` is called again. Select with :func:`using` (a context
 manager), :func:`set_impl`, or the environment variable ``CMPESE_UNIT_OPS`` (``reference``,
-``train``, or ``squeeze=pool,scale=native,mean=conv``), whose spelling is checked at import
-and which is resolved with the default profile. ``scale=native`` where the library cannot be
+``train``, or ``squeeze=pool,scale=native,mean=conv``), read, checked and resolved with the
+default profile on first use. ``scale=native`` where the library cannot be
 loaded is a :class:`cmpese.errors.ConfigError` naming the reason (one line through a command
 line's ``cmpese.errors.run``).
 """
@@ -226,14 +226,19 @@ def parse_impl(text):
 
 
 _ENV = (os.environ.get('CMPESE_UNIT_OPS') or '').strip()
-_ENV_CHOICE = _parse(_ENV)       # spelling checked at import; resolved with the default
 _default = []                    # [the default choice] once resolved
 
 
 def _default_choice():
+    """The package's choice with ``CMPESE_UNIT_OPS`` applied, read and checked on first use
+    (not at import, so that a misspelling is the one-line error of the command that traces a
+    unit, not a traceback of ``import cmpese``)."""
     if not _default:
         choice = dict(_PROFILES[DEFAULT_PROFILE])
-        choice.update(_ENV_CHOICE)
+        try:
+            choice.update(_parse(_ENV))
+        except ConfigError as err:
+            raise ConfigError('CMPESE_UNIT_OPS=%s: %s' % (_ENV, err))
         _default.append(_resolve(choice, 'CMPESE_UNIT_OPS=%s' % _ENV))
     return _default[0]
 
